@@ -1,0 +1,101 @@
+"""Batched image augmentation that runs on whatever device the batch is on.
+
+Rotation and random resized crop are both affine maps of the sampling grid, so one
+``affine_grid`` + ``grid_sample`` call applies a different random transform to every image of a
+batch at once. This replaces per-image PIL transforms, which dominate the step time for 28 x 28
+images.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class BatchAugment(nn.Module):
+    """Random rotation, random resized crop and horizontal flip applied per image to a whole batch.
+
+    Args:
+        rotation_degrees: maximum absolute rotation angle in degrees (like ``RandomRotation``).
+        crop_scale: range of the crop area as a fraction of the image (like ``RandomResizedCrop``);
+            ``None`` skips the crop.
+        crop_ratio: range of the crop aspect ratio (width / height), sampled log-uniformly.
+        hflip_probability: probability of a horizontal flip.
+
+    Pixels sampled from outside the image are 0, the fill value of torchvision's transforms.
+    Inputs are float images of shape (N, C, H, W); the output has the same shape and dtype.
+    """
+
+    def __init__(
+        self,
+        rotation_degrees: float = 0.0,
+        crop_scale: tuple[float, float] | None = None,
+        crop_ratio: tuple[float, float] = (3 / 4, 4 / 3),
+        hflip_probability: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if rotation_degrees < 0:
+            raise ValueError(f"rotation_degrees must be >= 0, got {rotation_degrees!r}.")
+        if crop_scale is not None and not 0 < crop_scale[0] <= crop_scale[1] <= 1:
+            raise ValueError(f"crop_scale must satisfy 0 < low <= high <= 1, got {crop_scale!r}.")
+        if not 0 < crop_ratio[0] <= crop_ratio[1]:
+            raise ValueError(f"crop_ratio must satisfy 0 < low <= high, got {crop_ratio!r}.")
+        if not 0 <= hflip_probability <= 1:
+            raise ValueError(f"hflip_probability must be in [0, 1], got {hflip_probability!r}.")
+        self.rotation_degrees = rotation_degrees
+        self.crop_scale = crop_scale
+        self.crop_ratio = crop_ratio
+        self.hflip_probability = hflip_probability
+
+    def sample_matrices(self, batch_size: int, device: torch.device, generator=None) -> torch.Tensor:
+        """Sample one 2 x 3 affine matrix per image, in the normalised [-1, 1] grid coordinates."""
+        options = {"device": device, "generator": generator}
+
+        angle = (torch.rand(batch_size, **options) * 2 - 1) * math.radians(self.rotation_degrees)
+        cos, sin = torch.cos(angle), torch.sin(angle)
+
+        # Crop width and height as fractions of the image; RandomResizedCrop samples the area and
+        # the log aspect ratio. A crop that would not fit is clamped to the full side.
+        width = torch.ones(batch_size, device=device)
+        height = torch.ones(batch_size, device=device)
+        if self.crop_scale is not None:
+            low, high = self.crop_scale
+            area = low + (high - low) * torch.rand(batch_size, **options)
+            log_low, log_high = math.log(self.crop_ratio[0]), math.log(self.crop_ratio[1])
+            ratio = torch.exp(log_low + (log_high - log_low) * torch.rand(batch_size, **options))
+            width = torch.sqrt(area * ratio).clamp(max=1.0)
+            height = torch.sqrt(area / ratio).clamp(max=1.0)
+        # The crop centre lies where the whole crop stays inside the image.
+        centre_x = (1 - width) * (torch.rand(batch_size, **options) * 2 - 1)
+        centre_y = (1 - height) * (torch.rand(batch_size, **options) * 2 - 1)
+
+        flip = torch.ones(batch_size, device=device)
+        if self.hflip_probability > 0:
+            flip = torch.where(torch.rand(batch_size, **options) < self.hflip_probability, -1.0, 1.0)
+
+        # Output pixel p samples the input at centre + R(angle) @ diag(width * flip, height) @ p:
+        # first scale into the crop, then rotate about the image centre.
+        matrices = torch.empty(batch_size, 2, 3, device=device)
+        matrices[:, 0, 0] = cos * width * flip
+        matrices[:, 0, 1] = -sin * height
+        matrices[:, 1, 0] = sin * width * flip
+        matrices[:, 1, 1] = cos * height
+        matrices[:, 0, 2] = centre_x
+        matrices[:, 1, 2] = centre_y
+        return matrices
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if self.rotation_degrees == 0 and self.crop_scale is None and self.hflip_probability == 0:
+            return images
+        matrices = self.sample_matrices(images.shape[0], images.device).to(images.dtype)
+        grid = F.affine_grid(matrices, list(images.shape), align_corners=False)
+        return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+    def extra_repr(self) -> str:
+        return (
+            f"rotation_degrees={self.rotation_degrees}, crop_scale={self.crop_scale}, "
+            f"crop_ratio={self.crop_ratio}, hflip_probability={self.hflip_probability}"
+        )
