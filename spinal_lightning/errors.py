@@ -30,7 +30,8 @@ def is_user_error(error: BaseException) -> bool:
     instantiates the classes from the config counts, since that is how the heads, backbones and
     datamodules reject invalid arguments.
     """
-    return any(isinstance(cause, (SpinalLightningError, ValueError, TypeError, FileNotFoundError)) for cause in _chain(error))
+    user_errors = (SpinalLightningError, ValueError, TypeError, FileNotFoundError)
+    return any(isinstance(cause, user_errors) for cause in _chain(error))
 
 
 def format_user_error(error: BaseException) -> str:

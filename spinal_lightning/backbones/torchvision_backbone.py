@@ -34,9 +34,7 @@ def _family(name: str) -> str:
     for family in sorted(FAMILIES, key=len, reverse=True):
         if name.startswith(family):
             return family
-    raise ValueError(
-        f"Unknown torchvision backbone {name!r}. Expected one of: {', '.join(SUPPORTED_NAMES)}."
-    )
+    raise ValueError(f"Unknown torchvision backbone {name!r}. Expected one of: {', '.join(SUPPORTED_NAMES)}.")
 
 
 def _get_submodule_parent(model: nn.Module, path: str) -> tuple[nn.Module, str]:
@@ -119,14 +117,15 @@ def _adapt_first_conv(model: nn.Module, conv_path: str, in_channels: int) -> Non
 
 
 class TorchvisionBackbone(nn.Module):
-    """A torchvision classification network (AlexNet, VGG, ResNet, Wide ResNet, ResNeXt) without its classifier.
+    """A torchvision classification network (AlexNet, VGG, ResNet family) without its classifier.
 
     ``forward`` returns the flat vector the stock classifier would have read: 9216 features for
     AlexNet, 25088 for VGG, 512 or 2048 for the ResNet family.
 
     Args:
-        name: torchvision model name, such as ``"alexnet"``, ``"vgg19_bn"`` or ``"wide_resnet101_2"``.
         in_channels: channels of the input images; other than 3 replaces the first convolution.
+            It comes first so that a config can leave it to the datamodule (the CLI links it).
+        name: torchvision model name, such as ``"alexnet"``, ``"vgg19_bn"`` or ``"wide_resnet101_2"``.
         weights: ``None`` for random weights, a torchvision weight name (``"DEFAULT"``,
             ``"IMAGENET1K_V1"``), which torchvision downloads and caches, or the path of a local
             checkpoint file for machines without network.
@@ -137,7 +136,7 @@ class TorchvisionBackbone(nn.Module):
             against the FC head it replaces (``(4096, 4096)`` for AlexNet and VGG, ``()`` for ResNet).
     """
 
-    def __init__(self, name: str, in_channels: int = 3, weights: str | None = None) -> None:
+    def __init__(self, in_channels: int = 3, name: str = "resnet18", weights: str | None = None) -> None:
         super().__init__()
         import torchvision  # imported here so that the heads and VGG-5 work without torchvision
 
