@@ -91,7 +91,8 @@ def test_missing_data_is_one_clear_message(tmp_path, monkeypatch, capsys):
     stderr = capsys.readouterr().err
     assert exit_info.value.code == 1
     assert stderr.startswith("error: Fashion-MNIST data not found.")
-    assert "download: true" in stderr and "apt-get install dataset-fashion-mnist" in stderr
+    assert "download: true" in stderr
+    assert "apt-get install dataset-fashion-mnist" in stderr
 
 
 def evaluate_checkpoint(checkpoint: Path, batches: int, batch_size: int, data_dir: Path) -> float:
