@@ -30,7 +30,7 @@ class SpinalCLI(LightningCLI):
 
     def before_fit(self) -> None:
         # PyTorch's DistributedDataParallel raises "SyncBatchNorm layers only work with GPU modules"
-        # for a CPU model; this check runs before any worker process starts and names the fix.
+        # for a CPU model. This check runs before any worker process starts and names the fix.
         if self.config.fit.trainer.sync_batchnorm and isinstance(self.trainer.accelerator, CPUAccelerator):
             raise ValueError(
                 "trainer.sync_batchnorm=true is not supported on the CPU accelerator of this run, because "

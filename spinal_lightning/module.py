@@ -111,7 +111,9 @@ class SpinalClassifier(L.LightningModule):
         images, labels = batch
         logits = self(images)
         # Per-sample losses feed the loss metric, so its epoch value is a mean over samples.
-        sample_losses = F.cross_entropy(logits, labels, reduction="none", label_smoothing=self.label_smoothing)
+        sample_losses = F.cross_entropy(
+            logits, labels, reduction="none", label_smoothing=self.label_smoothing
+        )
         loss = sample_losses.mean()
 
         metrics = self.metrics[f"{stage}_metrics"]

@@ -40,8 +40,8 @@ def evaluation_sampler(dataset: Sized, trainer: L.Trainer | None) -> UnrepeatedD
         return None
 
     num_replicas, rank = sampler_kwargs["num_replicas"], sampler_kwargs["rank"]
-    # DistributedDataParallel broadcasts the BatchNorm buffers in the first forward pass after a
-    # training step, a collective call, so a process without any sample would leave the others waiting.
+    # DistributedDataParallel broadcasts the BatchNorm buffers, a call that every process must join,
+    # in the first forward pass after a training step. A process without samples would block the rest.
     if len(dataset) < num_replicas:
         raise ValueError(
             f"The evaluation set has {len(dataset)} samples, fewer than the {num_replicas} processes "
