@@ -13,6 +13,7 @@ import os
 import sys
 
 import lightning as L
+from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from spinal_lightning.errors import format_user_error, is_user_error
@@ -26,6 +27,17 @@ class SpinalCLI(LightningCLI):
         # The datamodule's sizes are properties of the instantiated object, so the links apply then.
         parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
         parser.link_arguments("data.in_channels", "model.in_channels", apply_on="instantiate")
+
+    def before_fit(self) -> None:
+        # PyTorch's DistributedDataParallel raises "SyncBatchNorm layers only work with GPU modules"
+        # for a CPU model. This check runs before any worker process starts and names the fix.
+        if self.config.fit.trainer.sync_batchnorm and isinstance(self.trainer.accelerator, CPUAccelerator):
+            raise ValueError(
+                "trainer.sync_batchnorm=true is not supported on the CPU accelerator of this run, because "
+                "PyTorch's SyncBatchNorm runs only on GPUs and similar accelerators. "
+                "Set --trainer.sync_batchnorm=false, or use --config configs/trainer/ddp_cpu.yaml "
+                "for DDP on CPU processes."
+            )
 
 
 def main(args: list[str] | None = None) -> None:

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
-from torchmetrics import MetricCollection
+from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 # Factories that the config fills in: everything but the sizes, which come from the data and the
@@ -83,6 +83,13 @@ class SpinalClassifier(L.LightningModule):
         self.metrics = nn.ModuleDict(
             {f"{stage}_metrics": self.build_metrics(stage, num_classes) for stage in STAGES}
         )
+        # The epoch loss is a torchmetrics mean too: its sum and count states are summed over the
+        # processes, which is exact when they see unequal sample counts. self.log(sync_dist=True)
+        # is not, because Lightning 2.6 floors the averaged integer sample count there
+        # (https://github.com/Lightning-AI/pytorch-lightning/issues/21859). "disable" keeps a NaN
+        # loss visible; it also drops weights in torchmetrics 1.9, so the metric gets unweighted
+        # per-sample losses.
+        self.losses = nn.ModuleDict({f"{stage}_loss": MeanMetric(nan_strategy="disable") for stage in STAGES})
 
     @staticmethod
     def build_metrics(stage: str, num_classes: int) -> MetricCollection:
@@ -103,23 +110,21 @@ class SpinalClassifier(L.LightningModule):
     def _shared_step(self, batch, stage: str) -> torch.Tensor:
         images, labels = batch
         logits = self(images)
-        loss = F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)
+        # Per-sample losses feed the loss metric, so its epoch value is a mean over samples.
+        sample_losses = F.cross_entropy(
+            logits, labels, reduction="none", label_smoothing=self.label_smoothing
+        )
+        loss = sample_losses.mean()
 
         metrics = self.metrics[f"{stage}_metrics"]
         metrics.update(logits.detach(), labels)
 
-        # The epoch loss is averaged over processes under DDP; the metric objects sync their own
-        # state, which counts every sample once.
+        # The metric objects sync their state over DDP processes when computed at epoch end, which
+        # counts every sample once. A training step's loss is the local process's batch loss.
+        loss_metric = self.losses[f"{stage}_loss"]
+        loss_metric(sample_losses.detach())
         on_step = stage == "train"
-        self.log(
-            f"{stage}/loss",
-            loss,
-            on_step=on_step,
-            on_epoch=True,
-            prog_bar=True,
-            sync_dist=not on_step,
-            batch_size=len(labels),
-        )
+        self.log(f"{stage}/loss", loss_metric, on_step=on_step, on_epoch=True, prog_bar=True)
         self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(labels))
         return loss
 

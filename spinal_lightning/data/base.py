@@ -12,6 +12,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from spinal_lightning.data.augment import BatchAugment
+from spinal_lightning.data.distributed import evaluation_sampler, per_device_batch_size
 
 
 class InMemoryImageDataModule(L.LightningDataModule):
@@ -22,7 +23,10 @@ class InMemoryImageDataModule(L.LightningDataModule):
 
     Args:
         data_dir: folder where the data set is looked up (and downloaded to, if allowed).
-        batch_size: samples per batch on each device.
+        batch_size: samples per batch on each device (per process under DDP).
+        global_batch_size: samples per optimizer step summed over all processes. When set, it
+            replaces ``batch_size`` with ``global_batch_size / world size`` in ``setup``, and a
+            value that does not divide by the world size raises a ``ValueError``.
         val_size: samples carved out of the training set for validation. The split is drawn
             with ``split_seed``, so it is the same on every run and every process; the test set is
             never used to choose anything.
@@ -45,6 +49,7 @@ class InMemoryImageDataModule(L.LightningDataModule):
         self,
         data_dir: str = "data",
         batch_size: int = 100,
+        global_batch_size: int | None = None,
         val_size: int = 5000,
         split_seed: int = 42,
         num_workers: int = 0,
@@ -55,12 +60,15 @@ class InMemoryImageDataModule(L.LightningDataModule):
         super().__init__()
         if batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+        if global_batch_size is not None and global_batch_size < 1:
+            raise ValueError(f"global_batch_size must be a positive integer, got {global_batch_size!r}.")
         if val_size < 0:
             raise ValueError(f"val_size must be >= 0, got {val_size!r}.")
         if num_workers < 0:
             raise ValueError(f"num_workers must be >= 0, got {num_workers!r}.")
         self.data_dir = data_dir
         self.batch_size = batch_size
+        self.global_batch_size = global_batch_size
         self.val_size = val_size
         self.split_seed = split_seed
         self.num_workers = num_workers
@@ -79,6 +87,10 @@ class InMemoryImageDataModule(L.LightningDataModule):
         raise NotImplementedError
 
     def setup(self, stage: str | None = None) -> None:
+        if self.global_batch_size is not None:
+            world_size = self.trainer.world_size if self.trainer is not None else 1
+            self.batch_size = per_device_batch_size(self.global_batch_size, world_size)
+
         if stage in ("fit", "validate", None) and self.train_set is None:
             images, labels = self.load_images(train=True)
             self._check_labels(labels)
@@ -107,10 +119,13 @@ class InMemoryImageDataModule(L.LightningDataModule):
     def _loader(self, dataset: Dataset | None, shuffle: bool) -> DataLoader:
         if dataset is None:
             raise RuntimeError(f"{type(self).__name__}.setup() must run before its dataloaders are requested.")
+        # Under DDP, evaluation loaders shard without padding, so each sample is counted once.
+        sampler = None if shuffle else evaluation_sampler(dataset, self.trainer)
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
             shuffle=shuffle,
+            sampler=sampler,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
         )
