@@ -10,13 +10,26 @@ Example:
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 import lightning as L
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from spinal_lightning.errors import format_user_error, is_user_error
 from spinal_lightning.module import SpinalClassifier
+from spinal_lightning.resume import prepare_resume
+
+# Checkpoints are written atomically and loaded weights-only unless a config names other plugins.
+DEFAULT_PLUGINS = [{"class_path": "spinal_lightning.checkpoint_io.AtomicCheckpointIO"}]
+
+# Parse errors are raised instead of printed with the whole usage text, so main() reports them as
+# one paragraph like every other user error.
+PARSER_KWARGS = {
+    "exit_on_error": False,
+    **{subcommand: {"exit_on_error": False} for subcommand in ("fit", "validate", "test", "predict")},
+}
 
 
 class SpinalCLI(LightningCLI):
@@ -26,6 +39,12 @@ class SpinalCLI(LightningCLI):
         # The datamodule's sizes are properties of the instantiated object, so the links apply then.
         parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
         parser.link_arguments("data.in_channels", "model.in_channels", apply_on="instantiate")
+        parser.set_defaults({"trainer.plugins": DEFAULT_PLUGINS})
+
+    def before_instantiate_classes(self) -> None:
+        # `--ckpt_path last` must continue the previous run's folder (and W&B run), not a new one.
+        if self.subcommand == "fit":
+            prepare_resume(self.config[self.subcommand])
 
 
 def main(args: list[str] | None = None) -> None:
@@ -38,7 +57,12 @@ def main(args: list[str] | None = None) -> None:
             args=args,
             auto_configure_optimizers=False,
             save_config_kwargs={"overwrite": True},
+            parser_kwargs=PARSER_KWARGS,
         )
+    except SIGTERMException:
+        # Lightning raises it as SystemExit() with status 0 after the callbacks saved the run; a
+        # scheduler must still see that the job was terminated, as for an unhandled SIGTERM.
+        sys.exit(128 + signal.SIGTERM)
     except Exception as error:
         if not is_user_error(error) or os.environ.get("SPINAL_LIGHTNING_TRACEBACK"):
             raise
