@@ -49,21 +49,36 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if map_location is None:
             map_location = lambda storage, location: storage  # noqa: E731 - keep tensors on the CPU
         try:
-            return load_with_fsspec(path, map_location=map_location, weights_only=weights_only)
-        except pickle.UnpicklingError as error:
-            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            checkpoint = load_with_fsspec(path, map_location=map_location, weights_only=weights_only)
+        except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as error:
+            raise CheckpointError(describe_load_failure(path_text, error)) from error
+        if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+            keys = sorted(checkpoint)[:6] if isinstance(checkpoint, dict) else type(checkpoint).__name__
             raise CheckpointError(
-                f"Checkpoint {path_text!r} holds Python objects that a weights-only load rejects "
-                f"({first_line}). Loading them would run code stored in the file. If you trust "
-                "where the file came from, pass --weights_only=false."
-            ) from error
-        except (RuntimeError, EOFError, OSError) as error:
-            raise CheckpointError(
-                f"Checkpoint {path_text!r} cannot be read ({type(error).__name__}: "
-                f"{str(error).strip().splitlines()[0] if str(error).strip() else 'no message'}). "
-                "The file is truncated, corrupt or not a PyTorch checkpoint. Resume from another "
-                "checkpoint of the run, for example last.ckpt or the best one by val/acc."
-            ) from error
+                f"Checkpoint {path_text!r} has no 'state_dict' entry (it holds {keys}), so it is not a "
+                "Lightning checkpoint. Pass a .ckpt file written by `fit` of this project."
+            )
+        return checkpoint
+
+
+def describe_load_failure(path: str, error: BaseException) -> str:
+    """Return the one-paragraph message for a checkpoint that ``torch.load`` could not read."""
+    text = str(error).strip()
+    if isinstance(error, pickle.UnpicklingError):
+        # torch's message is a page long; its last "Unsupported global" line names the object.
+        detail = next((line.strip() for line in text.splitlines() if "Unsupported global" in line), text.splitlines()[0] if text else "")
+        detail = detail.split(" was not an allowed global")[0].replace("WeightsUnpickler error: ", "")
+        return (
+            f"Checkpoint {path!r} holds Python objects that a weights-only load rejects ({detail}). "
+            "Loading them would run code stored in the file. If you trust where the file came "
+            "from, pass --weights_only=false."
+        )
+    first_line = text.splitlines()[0] if text else "no message"
+    return (
+        f"Checkpoint {path!r} cannot be read ({type(error).__name__}: {first_line}). The file is "
+        "truncated, corrupt or not a PyTorch checkpoint. Resume from another checkpoint of the "
+        "run, for example last.ckpt or the best one by val/acc."
+    )
 
 
 def write_atomically(checkpoint: dict[str, Any], path: Path) -> None:

@@ -10,6 +10,7 @@ Example:
 from __future__ import annotations
 
 import os
+import pickle
 import signal
 import sys
 
@@ -17,7 +18,8 @@ import lightning as L
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from spinal_lightning.errors import format_user_error, is_user_error
+from spinal_lightning.checkpoint_io import describe_load_failure
+from spinal_lightning.errors import CheckpointError, format_user_error, is_user_error
 from spinal_lightning.module import SpinalClassifier
 from spinal_lightning.resume import prepare_resume
 
@@ -40,6 +42,19 @@ class SpinalCLI(LightningCLI):
         parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
         parser.link_arguments("data.in_channels", "model.in_channels", apply_on="instantiate")
         parser.set_defaults({"trainer.plugins": DEFAULT_PLUGINS})
+
+    def _parse_ckpt_path(self) -> None:
+        # LightningCLI reads the model's hyperparameters from --ckpt_path with a weights-only
+        # torch.load before anything is built; turn its raw errors into one readable message.
+        try:
+            super()._parse_ckpt_path()
+        except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as error:
+            subcommand_config = self.config[self.config.subcommand]
+            if isinstance(error, pickle.UnpicklingError) and subcommand_config.get("weights_only") is False:
+                # The user trusts the file; the trainer loads it with weights_only=False, and the
+                # model arguments come from the config alone.
+                return
+            raise CheckpointError(describe_load_failure(str(subcommand_config.get("ckpt_path")), error)) from error
 
     def before_instantiate_classes(self) -> None:
         # `--ckpt_path last` must continue the previous run's folder (and W&B run), not a new one.

@@ -53,7 +53,8 @@ def format_user_error(error: BaseException) -> str:
     """Return the innermost user-facing message of ``error`` as one paragraph."""
     message = None
     for cause in _chain(error):
-        if isinstance(cause, SpinalLightningError):
+        # jsonargparse's own message names the config key or file; the errors it wraps do not.
+        if isinstance(cause, (SpinalLightningError, ArgumentError)):
             message = str(cause)
             break
     if message is None:
