@@ -66,7 +66,10 @@ def describe_load_failure(path: str, error: BaseException) -> str:
     text = str(error).strip()
     if isinstance(error, pickle.UnpicklingError):
         # torch's message is a page long; its last "Unsupported global" line names the object.
-        detail = next((line.strip() for line in text.splitlines() if "Unsupported global" in line), text.splitlines()[0] if text else "")
+        detail = next(
+            (line.strip() for line in text.splitlines() if "Unsupported global" in line),
+            text.splitlines()[0] if text else "",
+        )
         detail = detail.split(" was not an allowed global")[0].replace("WeightsUnpickler error: ", "")
         return (
             f"Checkpoint {path!r} holds Python objects that a weights-only load rejects ({detail}). "
@@ -126,7 +129,11 @@ def fsync_directory(folder: Path) -> None:
 
 def describe_write_failure(path: Path, error: OSError) -> str:
     """Return the one-paragraph message for a checkpoint that could not be written."""
-    kept = "The previous file at that path is unchanged." if path.exists() else "No partial file was left behind."
+    kept = (
+        "The previous file at that path is unchanged."
+        if path.exists()
+        else "No partial file was left behind."
+    )
     if error.errno in (errno.ENOSPC, errno.EDQUOT):
         free = shutil.disk_usage(path.parent).free if path.parent.exists() else 0
         return (

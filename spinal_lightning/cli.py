@@ -54,7 +54,8 @@ class SpinalCLI(LightningCLI):
                 # The user trusts the file; the trainer loads it with weights_only=False, and the
                 # model arguments come from the config alone.
                 return
-            raise CheckpointError(describe_load_failure(str(subcommand_config.get("ckpt_path")), error)) from error
+            ckpt_path = str(subcommand_config.get("ckpt_path"))
+            raise CheckpointError(describe_load_failure(ckpt_path, error)) from error
 
     def before_instantiate_classes(self) -> None:
         # `--ckpt_path last` must continue the previous run's folder (and W&B run), not a new one.

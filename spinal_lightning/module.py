@@ -144,7 +144,9 @@ class SpinalClassifier(L.LightningModule):
         # Name every mismatched weight here, before load_state_dict raises one long RuntimeError.
         if self.strict_loading:
             trainer = self._trainer
-            source = f"Checkpoint {str(trainer.ckpt_path)!r}" if trainer is not None and trainer.ckpt_path else "The checkpoint"
+            source = "The checkpoint"
+            if trainer is not None and trainer.ckpt_path:
+                source = f"Checkpoint {str(trainer.ckpt_path)!r}"
             check_checkpoint_matches(self, checkpoint, source=source)
 
     def configure_optimizers(self):

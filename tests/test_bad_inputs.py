@@ -17,9 +17,9 @@ import lightning
 import pytest
 import torch
 
+from spinal_lightning.backbones import VGG5
 from spinal_lightning.cli import main
 from spinal_lightning.heads import FCHead, SpinalHead
-from spinal_lightning.backbones import VGG5
 from spinal_lightning.module import SpinalClassifier
 from tests.conftest import CONFIGS, FAST_TRAINER_ARGS
 
@@ -76,7 +76,9 @@ def workspace(tmp_path_factory) -> Path:
 
     # The head of configs/vgg_spinal.yaml, so only the class count differs.
     def spinal(in_features: int, num_classes: int) -> SpinalHead:
-        return SpinalHead(in_features, num_classes, layer_width=128, dropout=0.5, batch_norm=True, activation="relu")
+        return SpinalHead(
+            in_features, num_classes, layer_width=128, dropout=0.5, batch_norm=True, activation="relu"
+        )
 
     torch.save(lightning_checkpoint(lambda f, c: FCHead(f, c, hidden_features=[512])), root / "fc_head.ckpt")
     torch.save(lightning_checkpoint(spinal, num_classes=5), root / "five_classes.ckpt")
@@ -94,7 +96,11 @@ def workspace(tmp_path_factory) -> Path:
 
 
 def fashion(data_dir: str) -> list[str]:
-    return [f"--data.init_args.data_dir={data_dir}", "--data.init_args.val_size=20", "--data.init_args.batch_size=10"]
+    return [
+        f"--data.init_args.data_dir={data_dir}",
+        "--data.init_args.val_size=20",
+        "--data.init_args.batch_size=10",
+    ]
 
 
 # id -> (arguments given the workspace folder, substrings the message must contain)
@@ -128,7 +134,14 @@ CASES = {
         ["layer_width must be a positive integer, got -1"],
     ),
     "validation larger than data": (
-        lambda w: ["fit", "--config", SPINAL, *TINY_FIT, *fashion(str(w / "tiny")), "--data.init_args.val_size=500"],
+        lambda w: [
+            "fit",
+            "--config",
+            SPINAL,
+            *TINY_FIT,
+            *fashion(str(w / "tiny")),
+            "--data.init_args.val_size=500",
+        ],
         ["val_size=500 must be between 1 and the 120 training samples"],
     ),
     "missing data": (
@@ -148,32 +161,82 @@ CASES = {
         ["num_classes"],
     ),
     "checkpoint of another head": (
-        lambda w: ["validate", "--config", SPINAL, *TINY_FIT, *fashion(str(w / "tiny")), "--ckpt_path", str(w / "fc_head.ckpt")],
+        lambda w: [
+            "validate",
+            "--config",
+            SPINAL,
+            *TINY_FIT,
+            *fashion(str(w / "tiny")),
+            "--ckpt_path",
+            str(w / "fc_head.ckpt"),
+        ],
         ["does not fit the configured SpinalClassifier", "missing from the checkpoint", "not in the model"],
     ),
     "checkpoint of another class count": (
-        lambda w: ["validate", "--config", SPINAL, *TINY_FIT, *fashion(str(w / "tiny")), "--ckpt_path", str(w / "five_classes.ckpt")],
+        lambda w: [
+            "validate",
+            "--config",
+            SPINAL,
+            *TINY_FIT,
+            *fashion(str(w / "tiny")),
+            "--ckpt_path",
+            str(w / "five_classes.ckpt"),
+        ],
         ["shape mismatch (2)", "(5, 512) in the checkpoint vs (10, 512) in the model", "num_classes=5"],
     ),
     "checkpoint not found": (
-        lambda w: ["validate", "--config", SPINAL, *TINY_FIT, *fashion(str(w / "tiny")), "--ckpt_path", str(w / "missing.ckpt")],
+        lambda w: [
+            "validate",
+            "--config",
+            SPINAL,
+            *TINY_FIT,
+            *fashion(str(w / "tiny")),
+            "--ckpt_path",
+            str(w / "missing.ckpt"),
+        ],
         ["missing.ckpt' not found", "fc_head.ckpt"],
     ),
     "truncated checkpoint": (
-        lambda w: ["validate", "--config", SPINAL, *TINY_FIT, *fashion(str(w / "tiny")), "--ckpt_path", str(w / "truncated.ckpt")],
+        lambda w: [
+            "validate",
+            "--config",
+            SPINAL,
+            *TINY_FIT,
+            *fashion(str(w / "tiny")),
+            "--ckpt_path",
+            str(w / "truncated.ckpt"),
+        ],
         ["cannot be read", "truncated, corrupt or not a PyTorch checkpoint"],
     ),
     "checkpoint with pickled objects": (
-        lambda w: ["validate", "--config", SPINAL, *TINY_FIT, *fashion(str(w / "tiny")), "--ckpt_path", str(w / "unsafe.ckpt")],
+        lambda w: [
+            "validate",
+            "--config",
+            SPINAL,
+            *TINY_FIT,
+            *fashion(str(w / "tiny")),
+            "--ckpt_path",
+            str(w / "unsafe.ckpt"),
+        ],
         ["weights-only load rejects", "--weights_only=false"],
     ),
     "not a Lightning checkpoint": (
-        lambda w: ["validate", "--config", SPINAL, *TINY_FIT, *fashion(str(w / "tiny")), "--ckpt_path", str(w / "plain.ckpt")],
+        lambda w: [
+            "validate",
+            "--config",
+            SPINAL,
+            *TINY_FIT,
+            *fashion(str(w / "tiny")),
+            "--ckpt_path",
+            str(w / "plain.ckpt"),
+        ],
         ["has no 'state_dict' entry"],
     ),
     "negative checkpoint interval": (
         lambda w: [
-            "fit", "--config", SPINAL,
+            "fit",
+            "--config",
+            SPINAL,
             "--trainer.callbacks=spinal_lightning.callbacks.checkpoint.RunCheckpoint",
             "--trainer.callbacks.last_every_n_train_steps=-5",
         ],
@@ -184,9 +247,19 @@ CASES = {
         ["64-mixed"],
     ),
     "infinite learning rate (NaN loss)": (
-        lambda w: ["fit", "--config", SPINAL, *TINY_FIT, *fashion(str(w / "tiny")),
-                   "--model.optimizer.init_args.lr=.inf", "--model.head.init_args.dropout=0.0"],
-        ["The training loss is nan at global step 1 (epoch 0, batch 1)", "No checkpoint was written before it"],
+        lambda w: [
+            "fit",
+            "--config",
+            SPINAL,
+            *TINY_FIT,
+            *fashion(str(w / "tiny")),
+            "--model.optimizer.init_args.lr=.inf",
+            "--model.head.init_args.dropout=0.0",
+        ],
+        [
+            "The training loss is nan at global step 1 (epoch 0, batch 1)",
+            "No checkpoint was written before it",
+        ],
     ),
 }
 
@@ -240,7 +313,11 @@ def test_full_disk_keeps_previous_checkpoint(workspace, tmp_path, monkeypatch, c
 
     monkeypatch.setattr("spinal_lightning.checkpoint_io.torch.save", save_until_disk_full)
     args = [
-        "fit", "--config", SPINAL, *TINY_FIT, *fashion(str(workspace / "tiny")),
+        "fit",
+        "--config",
+        SPINAL,
+        *TINY_FIT,
+        *fashion(str(workspace / "tiny")),
         "--trainer.callbacks=spinal_lightning.callbacks.checkpoint.RunCheckpoint",
         f"--trainer.callbacks.dirpath={folder}",
         "--trainer.callbacks.save_last=true",

@@ -37,12 +37,18 @@ def write_images(folder: Path) -> None:
 
 def predict_in_process(path: Path, output: Path) -> PredictionCSVWriter:
     model = SpinalClassifier(
-        backbone=VGG5, head=lambda features, classes: SpinalHead(features, classes, layer_width=16), num_classes=10
+        backbone=VGG5,
+        head=lambda features, classes: SpinalHead(features, classes, layer_width=16),
+        num_classes=10,
     )
     writer = PredictionCSVWriter(output=str(output))
     datamodule = PredictionDataModule(path=str(path), batch_size=4, class_names=[f"c{i}" for i in range(10)])
     trainer = L.Trainer(
-        accelerator="cpu", logger=False, callbacks=[writer], enable_progress_bar=False, enable_model_summary=False
+        accelerator="cpu",
+        logger=False,
+        callbacks=[writer],
+        enable_progress_bar=False,
+        enable_model_summary=False,
     )
     trainer.predict(model, datamodule=datamodule, return_predictions=False)
     return writer
@@ -55,7 +61,14 @@ def test_folder_predictions_list_unreadable_files(tmp_path):
     writer = predict_in_process(tmp_path / "images", output)
 
     rows = {Path(row["file"]).name: row for row in read_rows(output)}
-    assert sorted(rows) == ["big_colour.jpg", "broken.png", "notes.txt", "shirt0.png", "shirt1.png", "shirt2.png"]
+    assert sorted(rows) == [
+        "big_colour.jpg",
+        "broken.png",
+        "notes.txt",
+        "shirt0.png",
+        "shirt1.png",
+        "shirt2.png",
+    ]
     for name in ("big_colour.jpg", "shirt0.png", "shirt1.png", "shirt2.png"):
         assert 0 <= int(rows[name]["prediction"]) < 10
         assert rows[name]["class_name"] == f"c{rows[name]['prediction']}"
@@ -98,9 +111,12 @@ def test_prediction_data_rejects_bad_input(arguments, message, tmp_path, monkeyp
 def test_predict_command_with_checkpoint(tmp_path, fashion_mnist_dir):
     """The documented command: the fit config, the predict overlay, a folder and a checkpoint."""
     write_images(tmp_path / "images")
+
     # The head of configs/vgg_spinal.yaml, which the command builds before loading the weights.
     def head(in_features: int, num_classes: int) -> SpinalHead:
-        return SpinalHead(in_features, num_classes, layer_width=128, dropout=0.5, batch_norm=True, activation="relu")
+        return SpinalHead(
+            in_features, num_classes, layer_width=128, dropout=0.5, batch_norm=True, activation="relu"
+        )
 
     model = SpinalClassifier(backbone=VGG5, head=head, num_classes=10)
     trainer = L.Trainer(accelerator="cpu", logger=False, max_steps=0, enable_checkpointing=False)
@@ -110,8 +126,10 @@ def test_predict_command_with_checkpoint(tmp_path, fashion_mnist_dir):
     result = run_cli(
         [
             "predict",
-            "--config", str(CONFIGS / "vgg_spinal.yaml"),
-            "--config", str(CONFIGS / "predict_fashion_mnist.yaml"),
+            "--config",
+            str(CONFIGS / "vgg_spinal.yaml"),
+            "--config",
+            str(CONFIGS / "predict_fashion_mnist.yaml"),
             "--data.path=images",
             "--ckpt_path=model.ckpt",
             "--trainer.enable_progress_bar=false",

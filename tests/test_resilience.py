@@ -9,7 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 import torch
 
 from tests.conftest import CONFIGS, FAST_TRAINER_ARGS, cli_env, run_cli
@@ -51,7 +50,15 @@ data:
 
 
 def fit_args(config: Path, *extra: str) -> list[str]:
-    return ["fit", "--config", str(CONFIGS / "vgg_spinal.yaml"), "--config", str(config), *FAST_TRAINER_ARGS, *extra]
+    return [
+        "fit",
+        "--config",
+        str(CONFIGS / "vgg_spinal.yaml"),
+        "--config",
+        str(config),
+        *FAST_TRAINER_ARGS,
+        *extra,
+    ]
 
 
 def checkpoint_step(path: Path) -> int:
@@ -104,7 +111,10 @@ def test_sigkill_mid_epoch_then_resume(tmp_path, fashion_mnist_dir):
 
     resumed = run_cli([*args, "--ckpt_path", "last"], cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
-    assert f"Restoring states from the checkpoint path at {Path('runs/run/version_0/checkpoints/last.ckpt')}" in resumed.stderr + resumed.stdout
+    assert (
+        f"Restoring states from the checkpoint path at {Path('runs/run/version_0/checkpoints/last.ckpt')}"
+        in resumed.stderr + resumed.stdout
+    )
 
     # Same run folder: the logger was pinned to version_0 rather than starting version_1.
     assert sorted(path.name for path in (tmp_path / "runs" / "run").iterdir()) == ["version_0"]

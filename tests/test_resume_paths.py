@@ -23,7 +23,8 @@ def make_checkpoint(path: Path, mtime: float) -> Path:
 
 def csv_logger(save_dir: Path) -> Namespace:
     return Namespace(
-        class_path="lightning.pytorch.loggers.CSVLogger", init_args=Namespace(save_dir=str(save_dir), name="run")
+        class_path="lightning.pytorch.loggers.CSVLogger",
+        init_args=Namespace(save_dir=str(save_dir), name="run"),
     )
 
 

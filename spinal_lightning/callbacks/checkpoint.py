@@ -14,7 +14,6 @@ Files are written through the trainer's checkpoint plugin, which the CLI sets to
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 from pathlib import Path
@@ -61,7 +60,9 @@ class RunCheckpoint(ModelCheckpoint):
         if stage == "fit" and self.save_config and trainer.is_global_zero and self.dirpath is not None:
             self._write_config(trainer)
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int
+    ) -> None:
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
         every = self.last_every_n_train_steps
         step = trainer.global_step
@@ -69,7 +70,9 @@ class RunCheckpoint(ModelCheckpoint):
             self.write_last(trainer)
             self._periodic_step_saved = step
 
-    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
         if not isinstance(exception, (SIGTERMException, KeyboardInterrupt)) or not self.save_last:
             # Other errors (a NaN loss, a full disk, a bug) may have left the weights or the disk in
             # a bad state, so the last good last.ckpt stays as it is.
@@ -99,14 +102,16 @@ class RunCheckpoint(ModelCheckpoint):
         return path
 
     def _write_config(self, trainer: L.Trainer) -> None:
-        saver = next((callback for callback in trainer.callbacks if isinstance(callback, SaveConfigCallback)), None)
+        saver = next(
+            (callback for callback in trainer.callbacks if isinstance(callback, SaveConfigCallback)), None
+        )
         if saver is None:
             return
         text = saver.parser.dump(saver.config, skip_none=False)
         folder = Path(self.dirpath)
         folder.mkdir(parents=True, exist_ok=True)
         temporary = folder / f".{CONFIG_NAME}.partial"
-        with io.open(temporary, "w", encoding="utf-8") as handle:
+        with open(temporary, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())

@@ -23,10 +23,14 @@ class FiniteLossGuard(Callback):
     def __init__(self) -> None:
         self.batch_idx = -1
 
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int
+    ) -> None:
         self.batch_idx = batch_idx
 
-    def on_before_backward(self, trainer: L.Trainer, pl_module: L.LightningModule, loss: torch.Tensor) -> None:
+    def on_before_backward(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, loss: torch.Tensor
+    ) -> None:
         if torch.isfinite(loss.detach()).all():
             return
         value = loss.detach().float().flatten()[0].item()

@@ -47,7 +47,9 @@ class PredictionCSVWriter(BasePredictionWriter):
         self._writer = csv.writer(self._handle)
         self._writer.writerow(COLUMNS)
 
-    def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx):
+    def write_on_batch_end(
+        self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx
+    ):
         if self._writer is None:
             return
         datamodule = trainer.datamodule

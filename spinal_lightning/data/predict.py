@@ -103,7 +103,9 @@ class PredictionDataModule(L.LightningDataModule):
                 f"image_size={tuple(image_size)}."
             )
         if len(mean) != in_channels or len(std) != in_channels:
-            raise ValueError(f"mean {tuple(mean)} and std {tuple(std)} need one value per channel ({in_channels}).")
+            raise ValueError(
+                f"mean {tuple(mean)} and std {tuple(std)} need one value per channel ({in_channels})."
+            )
         if class_names is not None and len(class_names) != num_classes:
             raise ValueError(f"class_names has {len(class_names)} names but num_classes={num_classes}.")
         self.path = path
@@ -137,9 +139,12 @@ class PredictionDataModule(L.LightningDataModule):
                 file for file in path.rglob("*") if file.is_file() and not file.name.startswith(".")
             )
         else:
-            raise DataNotFoundError(f"Prediction input {str(path)!r} not found. Pass a folder of images, an image file or a .pt tensor file.")
+            raise DataNotFoundError(
+                f"Prediction input {str(path)!r} not found. Pass a folder of images, an image file "
+                "or a .pt tensor file."
+            )
         if not files:
-            raise DataNotFoundError(f"The folder {str(path)!r} holds no files to predict.")
+            raise DataNotFoundError(f"The folder {str(path)!r} contains no files to predict.")
         self.names = [str(file) for file in files]
         self.dataset = ImageFilesDataset(files, self.in_channels, self.image_size)
 
@@ -162,7 +167,9 @@ class PredictionDataModule(L.LightningDataModule):
     def predict_dataloader(self) -> DataLoader:
         if self.dataset is None:
             raise RuntimeError("PredictionDataModule.setup() must run before its dataloader is requested.")
-        return DataLoader(self.dataset, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers)
+        return DataLoader(
+            self.dataset, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers
+        )
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         images, indices, errors = batch
