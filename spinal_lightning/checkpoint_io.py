@@ -55,7 +55,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
             keys = sorted(checkpoint)[:6] if isinstance(checkpoint, dict) else type(checkpoint).__name__
             raise CheckpointError(
-                f"Checkpoint {path_text!r} has no 'state_dict' entry (it holds {keys}), so it is not a "
+                f"Checkpoint {path_text!r} has no 'state_dict' entry (it contains {keys}), so it is not a "
                 "Lightning checkpoint. Pass a .ckpt file written by `fit` of this project."
             )
         return checkpoint
@@ -72,7 +72,7 @@ def describe_load_failure(path: str, error: BaseException) -> str:
         )
         detail = detail.split(" was not an allowed global")[0].replace("WeightsUnpickler error: ", "")
         return (
-            f"Checkpoint {path!r} holds Python objects that a weights-only load rejects ({detail}). "
+            f"Checkpoint {path!r} contains Python objects that a weights-only load rejects ({detail}). "
             "Loading them would run code stored in the file. If you trust where the file came "
             "from, pass --weights_only=false."
         )

@@ -76,8 +76,8 @@ def main(args: list[str] | None = None) -> None:
             parser_kwargs=PARSER_KWARGS,
         )
     except SIGTERMException:
-        # Lightning raises it as SystemExit() with status 0 after the callbacks saved the run; a
-        # scheduler must still see that the job was terminated, as for an unhandled SIGTERM.
+        # Lightning raises it as SystemExit() with status 0 after the callbacks saved the run. A
+        # scheduler must still see a terminated job, so exit with the status of an unhandled SIGTERM.
         sys.exit(128 + signal.SIGTERM)
     except Exception as error:
         if not is_user_error(error) or os.environ.get("SPINAL_LIGHTNING_TRACEBACK"):

@@ -62,6 +62,7 @@ def format_user_error(error: BaseException) -> str:
     # jsonargparse messages span several indented lines; the report is one paragraph.
     message = " ".join(message.split())
     if any(isinstance(cause, ArgumentError) for cause in _chain(error)):
+        message = message if message.endswith(".") else message + "."
         message += " Run the same command with --help to list the accepted options."
     return (
         f"error: {message}\n(Set SPINAL_LIGHTNING_TRACEBACK=1 to see the full traceback.)"

@@ -57,7 +57,7 @@ def is_wandb(logger: Namespace) -> bool:
 
 
 def logger_root(logger: Namespace) -> Path:
-    """Return ``<save_dir>/<name>``, the folder that holds one subfolder per run of this logger."""
+    """Return ``<save_dir>/<name>``, the folder with one subfolder per run of this logger."""
     init_args = logger.init_args
     save_dir = init_args.get("save_dir") or init_args.get("dir") or "."
     name = init_args.get("project") if is_wandb(logger) else init_args.get("name", DEFAULT_NAME)

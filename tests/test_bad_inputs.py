@@ -68,7 +68,11 @@ class NotATensor:
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("bad_inputs")
+    return build_workspace(tmp_path_factory.mktemp("bad_inputs"))
+
+
+def build_workspace(root: Path) -> Path:
+    """Write the data folders, checkpoints and config files that the cases point at."""
     write_mnist_style(root / "corrupt", truncate=True)
     write_mnist_style(root / "labels12", labels_value=12)
     write_mnist_style(root / "tiny")
@@ -218,7 +222,7 @@ CASES = {
             "--ckpt_path",
             str(w / "unsafe.ckpt"),
         ],
-        ["weights-only load rejects", "--weights_only=false"],
+        ["contains Python objects that a weights-only load rejects", "--weights_only=false"],
     ),
     "not a Lightning checkpoint": (
         lambda w: [

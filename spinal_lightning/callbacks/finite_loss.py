@@ -37,8 +37,7 @@ class FiniteLossGuard(Callback):
         raise TrainingDivergedError(
             f"The training loss is {value} at global step {trainer.global_step} (epoch "
             f"{trainer.current_epoch}, batch {self.batch_idx}), so training stopped before this "
-            f"step changed the weights. {describe_last_checkpoint(trainer)} Lower the learning "
-            "rate or check that batch's data, then resume from that checkpoint with --ckpt_path."
+            f"step changed the weights. {describe_last_checkpoint(trainer)}"
         )
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
@@ -51,18 +50,23 @@ class FiniteLossGuard(Callback):
             raise TrainingDivergedError(
                 f"The weights hold NaN or infinite values after global step {trainer.global_step} "
                 f"(epoch {trainer.current_epoch}, batch {self.batch_idx}) in {len(bad)} tensors, "
-                f"first {bad[0]}, so the checkpoint was not written. {describe_last_checkpoint(trainer)} "
-                "Lower the learning rate, then resume from that checkpoint with --ckpt_path."
+                f"first {bad[0]}, so the checkpoint was not written. {describe_last_checkpoint(trainer)}"
             )
 
 
 def describe_last_checkpoint(trainer: L.Trainer) -> str:
-    """Return a sentence naming the newest checkpoint file that the trainer's callbacks wrote."""
+    """Return sentences naming the newest checkpoint the trainer's callbacks wrote, and what to do."""
     paths = set()
     for callback in trainer.checkpoint_callbacks:
         paths.update(getattr(callback, name, "") for name in ("last_model_path", "best_model_path"))
     existing = [path for path in paths if path and os.path.isfile(path)]
     if not existing:
-        return "No checkpoint was written before it."
+        return (
+            "No checkpoint was written before it. Lower the learning rate or check the data, then "
+            "start the run again."
+        )
     newest = max(existing, key=os.path.getmtime)
-    return f"The last good checkpoint is {newest}."
+    return (
+        f"The last good checkpoint is {newest}. Lower the learning rate or check the data, then "
+        f"resume with --ckpt_path {newest}."
+    )

@@ -154,12 +154,12 @@ class PredictionDataModule(L.LightningDataModule):
         except Exception as error:  # torch raises RuntimeError, UnpicklingError or EOFError here
             raise DataNotFoundError(f"Cannot read tensor file {str(path)!r}: {error}") from error
         if not isinstance(images, torch.Tensor):
-            raise ValueError(f"{str(path)!r} holds a {type(images).__name__}, expected one tensor of images.")
+            raise ValueError(f"{str(path)!r} contains a {type(images).__name__}, expected one tensor of images.")
         if images.ndim == 3 and self.in_channels == 1:
             images = images.unsqueeze(1)
         if images.ndim != 4 or images.shape[1] != self.in_channels:
             raise ValueError(
-                f"{str(path)!r} holds a tensor of shape {tuple(images.shape)}; expected "
+                f"{str(path)!r} contains a tensor of shape {tuple(images.shape)}; expected "
                 f"(N, {self.in_channels}, H, W) or, for grey images, (N, H, W)."
             )
         return images
