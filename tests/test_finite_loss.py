@@ -33,7 +33,9 @@ class DivergingModel(L.LightningModule):
 def fit_until_nan(tmp_path, nan_from_step: int) -> tuple[str, DivergingModel]:
     data = TensorDataset(torch.randn(64, 4), torch.randint(0, 2, (64,)))
     model = DivergingModel(nan_from_step)
-    checkpoint = RunCheckpoint(dirpath=tmp_path, save_last=True, last_every_n_train_steps=2, save_config=False)
+    checkpoint = RunCheckpoint(
+        dirpath=tmp_path, save_last=True, last_every_n_train_steps=2, save_config=False
+    )
     trainer = L.Trainer(
         accelerator="cpu",
         max_epochs=1,

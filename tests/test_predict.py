@@ -97,14 +97,24 @@ def test_tensor_file_predictions(tmp_path):
     ("arguments", "message"),
     [
         ({"path": "missing_folder"}, "Prediction input 'missing_folder' not found"),
+        ({"path": "empty_folder"}, "The folder 'empty_folder' contains no files to predict"),
         ({"path": "x", "mean": (0.5, 0.5)}, "need one value per channel (1)"),
         ({"path": "x", "class_names": ["a"]}, "class_names has 1 names but num_classes=10"),
+        ({"path": "dict.pt"}, "'dict.pt' contains a dict, expected one tensor of images"),
+        ({"path": "rgb.pt"}, "shape (2, 3, 5, 5); expected (N, 1, H, W)"),
+        ({"path": "garbage.pt"}, "Tensor file 'garbage.pt' cannot be read"),
     ],
 )
 def test_prediction_data_rejects_bad_input(arguments, message, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "empty_folder").mkdir()
+    torch.save({"images": torch.zeros(2, 28, 28)}, tmp_path / "dict.pt")
+    torch.save(torch.zeros(2, 3, 5, 5), tmp_path / "rgb.pt")
+    (tmp_path / "garbage.pt").write_bytes(b"not a tensor file")
+
     with pytest.raises((ValueError, FileNotFoundError)) as error:
         PredictionDataModule(**arguments).setup("predict")
+
     assert message in str(error.value)
 
 

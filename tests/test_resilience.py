@@ -9,13 +9,14 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
 from tests.conftest import CONFIGS, FAST_TRAINER_ARGS, cli_env, run_cli
 
 # Long enough that a kill lands mid-epoch: last.ckpt is refreshed every LAST_EVERY steps.
-EPOCH_STEPS = 24
-LAST_EVERY = 4
+EPOCH_STEPS = 12
+LAST_EVERY = 3
 
 
 def write_run_config(folder: Path, data_dir: Path, last_every: int = LAST_EVERY) -> Path:
@@ -221,3 +222,39 @@ def test_seed_drives_split_unless_pinned(fashion_mnist_dir, monkeypatch):
     assert torch.equal(seed_1, seed_1_again)
     assert not torch.equal(seed_1, seed_2)
     assert torch.equal(pinned_1, pinned_2)
+
+
+@pytest.mark.slow
+def test_wandb_resume_keeps_run_id(tmp_path, fashion_mnist_dir):
+    """`--ckpt_path last` with an offline WandbLogger continues the same W&B run and folder."""
+    overlay = tmp_path / "wandb.yaml"
+    overlay.write_text(
+        f"""
+trainer:
+  logger:
+    class_path: lightning.pytorch.loggers.WandbLogger
+    init_args:
+      save_dir: runs
+      project: spinal
+      offline: true
+data:
+  class_path: spinal_lightning.data.FashionMNISTDataModule
+  init_args:
+    data_dir: {fashion_mnist_dir}
+    batch_size: 16
+    val_size: 64
+"""
+    )
+    args = fit_args(overlay, "--trainer.limit_train_batches=3", "--trainer.limit_val_batches=1")
+
+    first = run_cli(args, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    resumed = run_cli([*args, "--trainer.max_epochs=2", "--ckpt_path", "last"], cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+
+    run_ids = [path.name for path in (tmp_path / "runs" / "spinal").iterdir()]
+    assert len(run_ids) == 1
+    offline_runs = sorted((tmp_path / "runs" / "wandb").glob("offline-run-*"))
+    assert len(offline_runs) == 2
+    assert all(path.name.endswith(f"-{run_ids[0]}") for path in offline_runs)
+    assert checkpoint_step(tmp_path / "runs" / "spinal" / run_ids[0] / "checkpoints" / "last.ckpt") == 6

@@ -13,7 +13,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from spinal_lightning.errors import DataNotFoundError
+from spinal_lightning.errors import CorruptDataError, DataNotFoundError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 TENSOR_SUFFIXES = (".pt", ".pth")
@@ -152,9 +152,14 @@ class PredictionDataModule(L.LightningDataModule):
         try:
             images = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as error:  # torch raises RuntimeError, UnpicklingError or EOFError here
-            raise DataNotFoundError(f"Cannot read tensor file {str(path)!r}: {error}") from error
+            raise CorruptDataError(
+                f"Tensor file {str(path)!r} cannot be read: {error}. Save the images with "
+                "torch.save(tensor, path)."
+            ) from error
         if not isinstance(images, torch.Tensor):
-            raise ValueError(f"{str(path)!r} contains a {type(images).__name__}, expected one tensor of images.")
+            raise ValueError(
+                f"{str(path)!r} contains a {type(images).__name__}, expected one tensor of images."
+            )
         if images.ndim == 3 and self.in_channels == 1:
             images = images.unsqueeze(1)
         if images.ndim != 4 or images.shape[1] != self.in_channels:
