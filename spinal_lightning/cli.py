@@ -10,14 +10,29 @@ Example:
 from __future__ import annotations
 
 import os
+import pickle
+import signal
 import sys
 
 import lightning as L
 from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from spinal_lightning.errors import format_user_error, is_user_error
+from spinal_lightning.checkpoint_io import describe_load_failure
+from spinal_lightning.errors import CheckpointError, format_user_error, is_user_error
 from spinal_lightning.module import SpinalClassifier
+from spinal_lightning.resume import prepare_resume
+
+# Checkpoints are written atomically and loaded weights-only unless a config names other plugins.
+DEFAULT_PLUGINS = [{"class_path": "spinal_lightning.checkpoint_io.AtomicCheckpointIO"}]
+
+# Parse errors are raised instead of printed with the whole usage text, so main() reports them as
+# one paragraph like every other user error.
+PARSER_KWARGS = {
+    "exit_on_error": False,
+    **{subcommand: {"exit_on_error": False} for subcommand in ("fit", "validate", "test", "predict")},
+}
 
 
 class SpinalCLI(LightningCLI):
@@ -27,6 +42,26 @@ class SpinalCLI(LightningCLI):
         # The datamodule's sizes are properties of the instantiated object, so the links apply then.
         parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
         parser.link_arguments("data.in_channels", "model.in_channels", apply_on="instantiate")
+        parser.set_defaults({"trainer.plugins": DEFAULT_PLUGINS})
+
+    def _parse_ckpt_path(self) -> None:
+        # LightningCLI reads the model's hyperparameters from --ckpt_path with a weights-only
+        # torch.load before anything is built; turn its raw errors into one readable message.
+        try:
+            super()._parse_ckpt_path()
+        except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as error:
+            subcommand_config = self.config[self.config.subcommand]
+            if isinstance(error, pickle.UnpicklingError) and subcommand_config.get("weights_only") is False:
+                # The user trusts the file; the trainer loads it with weights_only=False, and the
+                # model arguments come from the config alone.
+                return
+            ckpt_path = str(subcommand_config.get("ckpt_path"))
+            raise CheckpointError(describe_load_failure(ckpt_path, error)) from error
+
+    def before_instantiate_classes(self) -> None:
+        # `--ckpt_path last` must continue the previous run's folder (and W&B run), not a new one.
+        if self.subcommand == "fit":
+            prepare_resume(self.config[self.subcommand])
 
     def before_fit(self) -> None:
         # PyTorch's DistributedDataParallel raises "SyncBatchNorm layers only work with GPU modules"
@@ -50,7 +85,12 @@ def main(args: list[str] | None = None) -> None:
             args=args,
             auto_configure_optimizers=False,
             save_config_kwargs={"overwrite": True},
+            parser_kwargs=PARSER_KWARGS,
         )
+    except SIGTERMException:
+        # Lightning raises it as SystemExit() with status 0 after the callbacks saved the run. A
+        # scheduler must still see a terminated job, so exit with the status of an unhandled SIGTERM.
+        sys.exit(128 + signal.SIGTERM)
     except Exception as error:
         if not is_user_error(error) or os.environ.get("SPINAL_LIGHTNING_TRACEBACK"):
             raise

@@ -12,6 +12,8 @@ from torch import nn
 from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
+from spinal_lightning.checkpoint_match import check_checkpoint_matches
+
 # Factories that the config fills in: everything but the sizes, which come from the data and the
 # backbone. In YAML they are written as ``class_path`` + ``init_args`` without those sizes.
 BackboneFactory = Callable[[int], nn.Module]  # in_channels -> module with ``num_features``
@@ -142,6 +144,15 @@ class SpinalClassifier(L.LightningModule):
         probabilities = self(images).float().softmax(dim=1)
         confidence, prediction = probabilities.max(dim=1)
         return {"prediction": prediction, "probability": confidence, "probabilities": probabilities}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # Name every mismatched weight here, before load_state_dict raises one long RuntimeError.
+        if self.strict_loading:
+            trainer = self._trainer
+            source = "The checkpoint"
+            if trainer is not None and trainer.ckpt_path:
+                source = f"Checkpoint {str(trainer.ckpt_path)!r}"
+            check_checkpoint_matches(self, checkpoint, source=source)
 
     def configure_optimizers(self):
         parameters = [parameter for parameter in self.parameters() if parameter.requires_grad]

@@ -7,6 +7,8 @@ Images are decoded once into a (N, C, H, W) uint8 tensor. Batches travel to the 
 
 from __future__ import annotations
 
+import os
+
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
@@ -30,7 +32,9 @@ class InMemoryImageDataModule(L.LightningDataModule):
         val_size: samples carved out of the training set for validation. The split is drawn
             with ``split_seed``, so it is the same on every run and every process; the test set is
             never used to choose anything.
-        split_seed: seed of the train/validation split.
+        split_seed: seed of the train/validation split. ``None`` follows the run's
+            ``seed_everything`` value, so one seed drives split, weights, augmentation and data
+            order; an integer pins the split across seeds. Without either, ``DEFAULT_SPLIT_SEED``.
         num_workers: DataLoader worker processes. Indexing an in-memory tensor is cheap, so 0 is
             usually fastest.
         augment: apply ``augmentation`` to training batches.
@@ -45,13 +49,17 @@ class InMemoryImageDataModule(L.LightningDataModule):
     std: tuple[float, ...]
     name: str = "dataset"
 
+    # Used when neither split_seed nor seed_everything is set; a fixed value keeps the split
+    # identical in every DDP process.
+    DEFAULT_SPLIT_SEED = 42
+
     def __init__(
         self,
         data_dir: str = "data",
         batch_size: int = 100,
         global_batch_size: int | None = None,
         val_size: int = 5000,
-        split_seed: int = 42,
+        split_seed: int | None = None,
         num_workers: int = 0,
         augment: bool = True,
         augmentation: BatchAugment | None = None,
@@ -99,7 +107,8 @@ class InMemoryImageDataModule(L.LightningDataModule):
                     f"val_size={self.val_size} must be between 1 and the {len(labels)} training "
                     f"samples of {self.name}."
                 )
-            order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(self.split_seed))
+            generator = torch.Generator().manual_seed(self.resolved_split_seed())
+            order = torch.randperm(len(labels), generator=generator)
             val_index, train_index = order[: self.val_size], order[self.val_size :]
             self.train_set = TensorDataset(images[train_index], labels[train_index])
             self.val_set = TensorDataset(images[val_index], labels[val_index])
@@ -108,6 +117,14 @@ class InMemoryImageDataModule(L.LightningDataModule):
             images, labels = self.load_images(train=False)
             self._check_labels(labels)
             self.test_set = TensorDataset(images, labels)
+
+    def resolved_split_seed(self) -> int:
+        """Return ``split_seed``, else the ``seed_everything`` value, else ``DEFAULT_SPLIT_SEED``."""
+        if self.split_seed is not None:
+            return self.split_seed
+        # seed_everything stores its seed here, and DDP launchers pass it on to every process.
+        global_seed = os.environ.get("PL_GLOBAL_SEED")
+        return int(global_seed) if global_seed is not None else self.DEFAULT_SPLIT_SEED
 
     def _check_labels(self, labels: torch.Tensor) -> None:
         if labels.numel() and (labels.min() < 0 or labels.max() >= self.num_classes):

@@ -1,0 +1,95 @@
+"""Resume a run in its own folder: find its ``last.ckpt`` and point the logger back at that run.
+
+Lightning resolves ``--ckpt_path last`` inside the checkpoint folder of the *new* logger version,
+and a versioned logger (CSV, TensorBoard) or a new W&B run gets a fresh folder on every start, so
+``last`` would find nothing and silently start over. Before the classes are instantiated,
+``prepare_resume`` replaces ``last`` with the newest ``last*.ckpt`` of this logger's runs and pins
+the logger to that run: ``version`` for CSV and TensorBoard loggers, ``id`` plus
+``resume="allow"`` for ``WandbLogger``, whose checkpoint folder is named after the W&B run id.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from jsonargparse import Namespace
+
+CHECKPOINT_FOLDER = "checkpoints"
+DEFAULT_NAME = "lightning_logs"
+
+
+def prepare_resume(config: Namespace) -> None:
+    """Resolve ``config.ckpt_path`` and pin the first logger of ``config.trainer`` to that run."""
+    ckpt_path = config.get("ckpt_path")
+    logger = first_logger(config.get("trainer", Namespace()).get("logger"))
+    if not ckpt_path or logger is None or ckpt_path in ("best", "hpc"):
+        return
+
+    root = logger_root(logger)
+    if ckpt_path == "last":
+        found = newest_last_checkpoint(root)
+        if found is None:
+            # Lightning then warns that no last checkpoint exists and starts a new run.
+            return
+        config.ckpt_path = str(found)
+        ckpt_path = config.ckpt_path
+
+    run_name = run_name_of_checkpoint(Path(ckpt_path), root)
+    if run_name is not None:
+        pin_logger_to_run(logger, run_name)
+
+
+def first_logger(logger) -> Namespace | None:
+    """Return the first logger given as ``class_path`` + ``init_args``, or None for the defaults."""
+    if isinstance(logger, list):
+        logger = logger[0] if logger else None
+    if isinstance(logger, Namespace) and logger.get("class_path"):
+        if logger.get("init_args") is None:
+            logger.init_args = Namespace()
+        return logger
+    # NOTE: ``logger: true`` (Lightning's default logger) is not pinned, so `--ckpt_path last` only
+    # finds a checkpoint in the folder of the new version there.
+    return None
+
+
+def is_wandb(logger: Namespace) -> bool:
+    return logger.class_path.rsplit(".", 1)[-1] == "WandbLogger"
+
+
+def logger_root(logger: Namespace) -> Path:
+    """Return ``<save_dir>/<name>``, the folder with one subfolder per run of this logger."""
+    init_args = logger.init_args
+    save_dir = init_args.get("save_dir") or init_args.get("dir") or "."
+    name = init_args.get("project") if is_wandb(logger) else init_args.get("name", DEFAULT_NAME)
+    return Path(save_dir) / (name or DEFAULT_NAME)
+
+
+def newest_last_checkpoint(root: Path) -> Path | None:
+    """Return the most recently written ``last*.ckpt`` under ``root/<run>/checkpoints``."""
+    candidates = [path for path in root.glob(f"*/{CHECKPOINT_FOLDER}/last*.ckpt") if path.is_file()]
+    return max(candidates, key=lambda path: path.stat().st_mtime) if candidates else None
+
+
+def run_name_of_checkpoint(ckpt_path: Path, root: Path) -> str | None:
+    """Return the run folder name of a checkpoint at ``root/<run>/checkpoints/<file>``, if it is there."""
+    folder = ckpt_path.resolve().parent
+    if folder.name != CHECKPOINT_FOLDER or folder.parent.parent != root.resolve():
+        return None
+    return folder.parent.name
+
+
+def pin_logger_to_run(logger: Namespace, run_name: str) -> None:
+    """Make ``logger`` write into the existing run ``run_name`` instead of starting a new one.
+
+    The run folder name is what Lightning builds from the logger's version: ``version_<n>`` for an
+    integer version of a CSV or TensorBoard logger, the W&B run id for ``WandbLogger``.
+    """
+    init_args = logger.init_args
+    if is_wandb(logger):
+        init_args.id = run_name
+        init_args.resume = "allow"
+        return
+    if run_name.startswith("version_") and run_name[len("version_") :].isdigit():
+        init_args.version = int(run_name[len("version_") :])
+    else:
+        init_args.version = run_name
