@@ -58,7 +58,7 @@ def test_unknown_key_is_one_clear_message(tmp_path):
         cwd=tmp_path,
     )
 
-    assert result.returncode == 2
+    assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert "layer_wdth" in result.stderr
 
