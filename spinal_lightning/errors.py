@@ -15,6 +15,10 @@ class CorruptDataError(SpinalLightningError, ValueError):
     """A data file exists but cannot be read as the expected format."""
 
 
+class ConfigMismatchError(SpinalLightningError, ValueError):
+    """The model and the data disagree on a size, such as the number of classes."""
+
+
 def _chain(error: BaseException):
     seen = set()
     while error is not None and id(error) not in seen:

@@ -12,6 +12,8 @@ from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
+from spinal_lightning.checks import check_model_matches_data
+
 # Factories that the config fills in: everything but the sizes, which come from the data and the
 # backbone. In YAML they are written as ``class_path`` + ``init_args`` without those sizes.
 BackboneFactory = Callable[[int], nn.Module]  # in_channels -> module with ``num_features``
@@ -88,6 +90,12 @@ class SpinalClassifier(L.LightningModule):
     def build_metrics(stage: str, num_classes: int) -> MetricCollection:
         """Return the metrics of one stage, logged as ``<stage>/<name>``."""
         return MetricCollection({"acc": MulticlassAccuracy(num_classes, average="micro")}, prefix=f"{stage}/")
+
+    def setup(self, stage: str) -> None:
+        # The trainer sets up the datamodule first, so its sizes are final here, before any step.
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is not None:
+            check_model_matches_data(self, datamodule)
 
     def train(self, mode: bool = True):
         super().train(mode)
