@@ -6,7 +6,7 @@ The heads and backbones are plain PyTorch modules::
     head = SpinalHead(in_features=2048, num_classes=100, layer_width=512)
 """
 
-from spinal_lightning.backbones import TorchvisionBackbone, VGG5
+from spinal_lightning.backbones import VGG5, TorchvisionBackbone
 from spinal_lightning.heads import FCHead, SpinalHead
 
 __all__ = ["FCHead", "SpinalHead", "TorchvisionBackbone", "VGG5"]

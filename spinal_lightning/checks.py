@@ -22,7 +22,10 @@ def check_model_matches_data(model: nn.Module, datamodule) -> None:
     data_name = getattr(datamodule, "name", type(datamodule).__name__)
     data_classes = getattr(datamodule, "num_classes", None)
     if data_classes is not None:
-        widths = {"num_classes": getattr(model, "num_classes", None), "head output width": output_width(model.head)}
+        widths = {
+            "num_classes": getattr(model, "num_classes", None),
+            "head output width": output_width(model.head),
+        }
         for label, width in widths.items():
             if width is not None and width != data_classes:
                 raise ConfigMismatchError(

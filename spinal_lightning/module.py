@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 import lightning as L
 import torch
@@ -14,9 +15,20 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from spinal_lightning.checks import check_model_matches_data
 
+
 # Factories that the config fills in: everything but the sizes, which come from the data and the
 # backbone. In YAML they are written as ``class_path`` + ``init_args`` without those sizes.
-BackboneFactory = Callable[[int], nn.Module]  # in_channels -> module with ``num_features``
+class BackboneFactory(Protocol):
+    """Builds the backbone for images with ``in_channels`` channels, passed by keyword.
+
+    A protocol rather than ``Callable[[int], nn.Module]``: jsonargparse then leaves out the
+    parameter named ``in_channels`` wherever it is in the signature, not the first one, so
+    ``TorchvisionBackbone(name, in_channels, weights)`` works from YAML too.
+    """
+
+    def __call__(self, in_channels: int) -> nn.Module: ...
+
+
 HeadFactory = Callable[[int, int], nn.Module]  # (in_features, num_classes) -> head
 
 STAGES = ("train", "val", "test")
@@ -59,7 +71,7 @@ class SpinalClassifier(L.LightningModule):
         super().__init__()
         self.save_hyperparameters(ignore=["backbone", "head", "optimizer", "scheduler"])
 
-        self.backbone = backbone(in_channels)
+        self.backbone = backbone(in_channels=in_channels)
         if not isinstance(getattr(self.backbone, "num_features", None), int):
             raise TypeError(
                 f"The backbone {type(self.backbone).__name__} has no integer attribute num_features; "

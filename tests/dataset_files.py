@@ -34,7 +34,9 @@ def random_images(count: int, shape: tuple[int, ...], seed: int = 0) -> np.ndarr
     return np.random.default_rng(seed).integers(0, 256, size=(count, *shape), dtype=np.uint8)
 
 
-def write_mnist_split(folder: Path, prefix: str, images: np.ndarray, labels: np.ndarray, labels_suffix: str) -> None:
+def write_mnist_split(
+    folder: Path, prefix: str, images: np.ndarray, labels: np.ndarray, labels_suffix: str
+) -> None:
     """Write ``<prefix>-images-idx3-ubyte.gz`` and ``<prefix>-labels-<labels_suffix>.gz`` into ``folder``."""
     write_idx(folder / f"{prefix}-images-idx3-ubyte", images)
     write_idx(folder / f"{prefix}-labels-{labels_suffix}", labels)

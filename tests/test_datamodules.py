@@ -19,9 +19,9 @@ from dataset_files import (
 )
 
 from spinal_lightning.data import (
+    Caltech101DataModule,
     CIFAR10DataModule,
     CIFAR100DataModule,
-    Caltech101DataModule,
     DigitsDataModule,
     EMNISTDataModule,
     FashionMNISTDataModule,
@@ -45,8 +45,20 @@ def first_batch(datamodule, loader: str = "train_dataloader"):
 
 def write_mnist_layout(root, train_labels, test_labels, shape=(28, 28)):
     raw = root / "MNIST" / "raw"
-    write_mnist_split(raw, "train", random_images(len(train_labels), shape), np.asarray(train_labels, np.uint8), "idx1-ubyte")
-    write_mnist_split(raw, "t10k", random_images(len(test_labels), shape, 1), np.asarray(test_labels, np.uint8), "idx1-ubyte")
+    write_mnist_split(
+        raw,
+        "train",
+        random_images(len(train_labels), shape),
+        np.asarray(train_labels, np.uint8),
+        "idx1-ubyte",
+    )
+    write_mnist_split(
+        raw,
+        "t10k",
+        random_images(len(test_labels), shape, 1),
+        np.asarray(test_labels, np.uint8),
+        "idx1-ubyte",
+    )
 
 
 @pytest.mark.parametrize("module_class, folder", [(MNISTDataModule, "MNIST"), (KMNISTDataModule, "KMNIST")])
@@ -103,8 +115,12 @@ def test_emnist_split_class_counts(tmp_path, split):
     # The letters files number their classes 1..26; the others start at 0.
     first = 1 if split == "letters" else 0
     labels = (np.arange(2 * classes) % classes + first).astype(np.uint8)
-    write_mnist_split(raw, f"emnist-{split}-train", random_images(len(labels), (28, 28)), labels, "idx1-ubyte")
-    write_mnist_split(raw, f"emnist-{split}-test", random_images(classes, (28, 28)), labels[:classes], "idx1-ubyte")
+    write_mnist_split(
+        raw, f"emnist-{split}-train", random_images(len(labels), (28, 28)), labels, "idx1-ubyte"
+    )
+    write_mnist_split(
+        raw, f"emnist-{split}-test", random_images(classes, (28, 28)), labels[:classes], "idx1-ubyte"
+    )
 
     datamodule = EMNISTDataModule(split=split, data_dir=str(tmp_path), val_size=2)
     datamodule.setup()
@@ -149,7 +165,11 @@ def test_fashion_mnist_real_files(tmp_path, fashion_mnist_dir):
     datamodule = FashionMNISTDataModule(data_dir=str(tmp_path), batch_size=100, val_size=5000)
     datamodule.setup()
 
-    assert (len(datamodule.train_set), len(datamodule.val_set), len(datamodule.test_set)) == (55000, 5000, 10000)
+    assert (len(datamodule.train_set), len(datamodule.val_set), len(datamodule.test_set)) == (
+        55000,
+        5000,
+        10000,
+    )
     assert torch.bincount(datamodule.test_set.tensors[1]).tolist() == [1000] * 10
     images, _ = first_batch(datamodule, "test_dataloader")
     assert images.shape == (100, 1, 28, 28)
@@ -184,7 +204,9 @@ def test_cifar_default_augmentation_pads_and_flips():
 
 def test_cifar_imagenet_transforms_resize(tmp_path):
     write_cifar(tmp_path, 10)
-    datamodule = CIFAR10DataModule(data_dir=str(tmp_path), batch_size=4, val_size=10, imagenet_transforms=True)
+    datamodule = CIFAR10DataModule(
+        data_dir=str(tmp_path), batch_size=4, val_size=10, imagenet_transforms=True
+    )
     datamodule.setup("fit")
 
     assert datamodule.image_size == (224, 224)
@@ -211,7 +233,9 @@ def test_svhn_mat_files_load(tmp_path):
     # Label 10 stands for the digit 0.
     assert labels[:10].tolist() == [1, 2, 3, 4, 5, 6, 7, 8, 9, 0]
     train_images = torch.cat([datamodule.train_set.tensors[0], datamodule.val_set.tensors[0]])
-    assert any(torch.equal(image, torch.from_numpy(stored[..., 0]).permute(2, 0, 1)) for image in train_images)
+    assert any(
+        torch.equal(image, torch.from_numpy(stored[..., 0]).permute(2, 0, 1)) for image in train_images
+    )
 
 
 def test_svhn_extra_missing_message(tmp_path):
@@ -270,11 +294,16 @@ def test_image_folder_three_splits(tmp_path):
 
 def test_image_folder_train_only_carves_splits(tmp_path):
     write_image_folder(tmp_path, {"train": {"a": 10, "b": 10}})
-    datamodule = ImageFolderDataModule(data_dir=str(tmp_path), val_size=4, test_size=0.2, image_size=8, in_channels=1)
+    datamodule = ImageFolderDataModule(
+        data_dir=str(tmp_path), val_size=4, test_size=0.2, image_size=8, in_channels=1
+    )
     datamodule.setup()
 
     assert (len(datamodule.train_set), len(datamodule.val_set), len(datamodule.test_set)) == (12, 4, 4)
-    paths = [set(path for path, _ in dataset.samples) for dataset in (datamodule.train_set, datamodule.val_set, datamodule.test_set)]
+    paths = [
+        set(path for path, _ in dataset.samples)
+        for dataset in (datamodule.train_set, datamodule.val_set, datamodule.test_set)
+    ]
     assert not paths[0] & paths[1]
     assert not paths[0] & paths[2]
     assert datamodule.test_set[0][0].shape == (1, 8, 8)
@@ -321,7 +350,7 @@ def test_image_folder_unknown_class_in_test(tmp_path):
 def test_image_folder_missing_message(tmp_path):
     datamodule = ImageFolderDataModule(data_dir=str(tmp_path / "birds"))
     with pytest.raises(DataNotFoundError) as caught:
-        datamodule.num_classes
+        _ = datamodule.num_classes
     assert str(tmp_path / "birds" / "train") in str(caught.value)
     assert "<class>/<image>" in str(caught.value)
 
@@ -343,12 +372,14 @@ def test_caltech101_layout(tmp_path):
     datamodule.setup()
     assert (len(datamodule.train_set), len(datamodule.val_set), len(datamodule.test_set)) == (11, 2, 3)
     # Grey images are converted to RGB.
-    assert all(datamodule.train_set[index][0].shape == (3, 8, 8) for index in range(len(datamodule.train_set)))
+    assert all(
+        datamodule.train_set[index][0].shape == (3, 8, 8) for index in range(len(datamodule.train_set))
+    )
 
 
 def test_caltech101_missing_message(tmp_path):
     with pytest.raises(DataNotFoundError, match="101_ObjectCategories.*download: true"):
-        Caltech101DataModule(data_dir=str(tmp_path)).num_classes
+        _ = Caltech101DataModule(data_dir=str(tmp_path)).num_classes
 
 
 def test_uncompressed_idx_found(tmp_path):

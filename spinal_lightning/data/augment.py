@@ -108,7 +108,7 @@ class BatchAugment(nn.Module):
         """Sample one 3 x 3 perspective map per image, from output to input grid coordinates.
 
         Like ``RandomPerspective``, each corner of the image moves inward by up to
-        ``perspective_distortion`` of half the side on each axis; the map sends the moved corners
+        ``perspective_distortion`` of half the side on each axis. The map sends the moved corners
         back to the image corners, so the output shows the whole image squeezed into that
         quadrilateral, with zeros around it. Images left undistorted get the identity.
         """

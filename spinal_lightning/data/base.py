@@ -1,6 +1,6 @@
 """Base datamodules: the common split and loaders, and the in-memory fast path.
 
-``ImageDataModule`` holds what every data set shares: the folder, the per-device batch size, the
+``ImageDataModule`` contains what every data set shares: the folder, the per-device batch size, the
 seeded train/validation split and the loaders. ``InMemoryImageDataModule`` adds the fast path for
 data sets that fit in memory: images are decoded once into a (N, C, H, W) uint8 tensor, batches
 travel to the device as uint8 (a quarter of the bytes of float32) and are converted, augmented and
@@ -52,7 +52,7 @@ class ImageDataModule(L.LightningDataModule):
         batch_size: samples per batch on each device.
         val_size: samples carved out of the training set for validation, as a count or a fraction
             in (0, 1). The split is drawn with ``split_seed``, so it is the same on every run and
-            every process; the test set is never used to choose anything.
+            every process. The test set is never used to choose anything.
         split_seed: seed of the train/validation split.
         num_workers: DataLoader worker processes.
         download: download the data when it is not found locally.
@@ -115,7 +115,9 @@ class ImageDataModule(L.LightningDataModule):
 
     def _loader(self, dataset: Dataset | None, shuffle: bool) -> DataLoader:
         if dataset is None:
-            raise RuntimeError(f"{type(self).__name__}.setup() must run before its dataloaders are requested.")
+            raise RuntimeError(
+                f"{type(self).__name__}.setup() must run before its dataloaders are requested."
+            )
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
@@ -148,7 +150,7 @@ class InMemoryImageDataModule(ImageDataModule):
         batch_size: samples per batch on each device.
         val_size: samples carved out of the training set for validation, as a count or a fraction
             in (0, 1). The split is drawn with ``split_seed``, so it is the same on every run and
-            every process; the test set is never used to choose anything.
+            every process. The test set is never used to choose anything.
         split_seed: seed of the train/validation split.
         num_workers: DataLoader worker processes. Indexing an in-memory tensor is cheap, so 0 is
             usually fastest.
@@ -230,7 +232,9 @@ class InMemoryImageDataModule(ImageDataModule):
         if self.resize_to is None or tuple(images.shape[-2:]) == self.image_size:
             return images
         shrinking = images.shape[-1] > self.resize_to or images.shape[-2] > self.resize_to
-        return F.interpolate(images, size=self.image_size, mode="bilinear", align_corners=False, antialias=shrinking)
+        return F.interpolate(
+            images, size=self.image_size, mode="bilinear", align_corners=False, antialias=shrinking
+        )
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         images, labels = batch

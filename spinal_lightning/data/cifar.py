@@ -41,7 +41,10 @@ def read_pickle_batch(path: Path, label_key: str) -> tuple[np.ndarray, np.ndarra
             "data again (data.download: true)."
         ) from error
     if len(images) != len(labels):
-        raise CorruptDataError(f"{str(path)!r} holds {len(images)} images but {len(labels)} labels.")
+        raise CorruptDataError(
+            f"{str(path)!r} contains {len(images)} images but {len(labels)} labels; delete it and get "
+            "the data again."
+        )
     return images, labels
 
 
@@ -89,7 +92,9 @@ class CIFAR10DataModule(InMemoryImageDataModule):
     def prepare_data(self) -> None:
         if self.missing_files() and self.download:
             calls = [{"train": True}, {"train": False}]
-            download_with_torchvision(self.name, self.data_dir, self.torchvision_class, self.how_to_get_data(), calls)
+            download_with_torchvision(
+                self.name, self.data_dir, self.torchvision_class, self.how_to_get_data(), calls
+            )
 
     def load_images(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
         if self.missing_files():
@@ -100,7 +105,9 @@ class CIFAR10DataModule(InMemoryImageDataModule):
                 f"{self.name} data not found: {', '.join(repr(str(path)) for path in missing[:3])} "
                 f"{'is' if len(missing) == 1 else 'are'} missing. {self.how_to_get_data()}"
             )
-        parts = [read_pickle_batch(self.data_folder() / name, self.label_key) for name in self.file_names(train)]
+        parts = [
+            read_pickle_batch(self.data_folder() / name, self.label_key) for name in self.file_names(train)
+        ]
         images = np.concatenate([part[0] for part in parts])
         labels = np.concatenate([part[1] for part in parts])
         return torch.from_numpy(images), torch.from_numpy(labels)

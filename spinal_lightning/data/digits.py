@@ -19,8 +19,8 @@ class DigitsDataModule(InMemoryImageDataModule):
     """scikit-learn's ``load_digits``: 8 x 8 grey images of the digits 0..9, held in memory.
 
     Args:
-        test_size: images held out as the test set, a count or a fraction in (0, 1); drawn with
-            ``split_seed + 1``, before and apart from the validation split.
+        test_size: images held out as the test set, a count or a fraction in (0, 1). They are
+            drawn with ``split_seed + 1``, before and apart from the validation split.
         (the other arguments are those of ``InMemoryImageDataModule``; ``data_dir`` and
         ``download`` are unused, because scikit-learn ships the data)
     """

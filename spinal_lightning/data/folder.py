@@ -129,8 +129,8 @@ class ImageFolderDataModule(ImageDataModule):
         train_folder: name of the training folder inside ``data_dir``.
         val_folder: name of the validation folder; ``None`` looks for val, valid or validation.
         test_folder: name of the test folder; ``None`` looks for test.
-        on_bad_file: ``error`` stops at setup with the list of stray files, empty class folders and
-            unreadable images; ``skip`` leaves them out and logs a warning with the list.
+        on_bad_file: ``error`` raises at setup with the list of stray files, empty class folders
+            and unreadable images. ``skip`` leaves them out and logs a warning with the list.
         verify_images: open every image once at setup, so corrupt files are found before training.
     """
 
@@ -221,7 +221,9 @@ class ImageFolderDataModule(ImageDataModule):
         """Return the class names (from the training folder) and the bad entries found there."""
         folder = self.train_root()
         if not folder.is_dir():
-            raise DataNotFoundError(f"{self.name} data not found: {str(folder)!r} is not a folder. {self.how_to_get_data()}")
+            raise DataNotFoundError(
+                f"{self.name} data not found: {str(folder)!r} is not a folder. {self.how_to_get_data()}"
+            )
         names, bad = list_class_folders(folder)
         names = [name for name in names if name not in self.excluded_classes()]
         if self.on_bad_file == "skip":
@@ -229,7 +231,10 @@ class ImageFolderDataModule(ImageDataModule):
             names = [name for name in names if name not in empty]
             bad += [BadFile(folder / name, "an empty class folder") for name in empty]
         if not names:
-            raise DataNotFoundError(f"{self.name} data not found: {str(folder)!r} holds no class folders with images. {self.how_to_get_data()}")
+            raise DataNotFoundError(
+                f"{self.name} data not found: {str(folder)!r} contains no class folders with images. "
+                f"{self.how_to_get_data()}"
+            )
         return names, bad
 
     @property
@@ -248,7 +253,7 @@ class ImageFolderDataModule(ImageDataModule):
     def scan(self, folder: Path, classes: list[str]) -> tuple[list[tuple[Path, int]], list[BadFile]]:
         """Return the (path, label) samples under ``folder`` and every bad entry found there.
 
-        A validation or test folder may lack some classes; a class folder that the training
+        A validation or test folder may lack some classes. A class folder that the training
         folder lacks is a bad entry, because its label would be undefined.
         """
         bad = []
@@ -257,7 +262,9 @@ class ImageFolderDataModule(ImageDataModule):
             names, bad = list_class_folders(folder)
             known = set(classes) | self.excluded_classes()
             bad += [
-                BadFile(folder / name, f"a class folder not in {self.train_folder}/") for name in names if name not in known
+                BadFile(folder / name, f"a class folder not in {self.train_folder}/")
+                for name in names
+                if name not in known
             ]
 
         samples = []

@@ -32,7 +32,10 @@ def _find_file(folder: Path, stem: str) -> Path | None:
 
 
 def mnist_augmentation() -> BatchAugment:
-    """The SpinalNet recipe for MNIST, KMNIST, QMNIST and EMNIST: RandomPerspective + RandomRotation(10)."""
+    """Build the SpinalNet augmentation of MNIST, KMNIST, QMNIST and EMNIST.
+
+    It is RandomPerspective (distortion 0.5, probability 0.5) followed by RandomRotation(10).
+    """
     return BatchAugment(rotation_degrees=10.0, perspective_distortion=0.5, perspective_probability=0.5)
 
 
@@ -98,7 +101,8 @@ class MNISTStyleDataModule(InMemoryImageDataModule):
         folders = ", ".join(repr(str(folder)) for folder in self.candidate_dirs())
         return (
             f"Expected the files {names} (or the same without .gz) in one of {folders}. Copy them "
-            f"into data_dir, or set data.download: true to download them with torchvision{self._system_hint()}."
+            "into data_dir, or set data.download: true to download them with torchvision"
+            f"{self._system_hint()}."
         )
 
     def _system_hint(self) -> str:
@@ -119,7 +123,7 @@ class MNISTStyleDataModule(InMemoryImageDataModule):
         images, labels = self.convert(*(read_idx(path) for path in files))
         if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
             raise ValueError(
-                f"{files[0]} holds images of shape {tuple(images.shape)} and {files[1]} labels of "
+                f"{files[0]} contains images of shape {tuple(images.shape)} and {files[1]} labels of "
                 f"shape {tuple(labels.shape)}; expected (N, H, W) images and N labels."
             )
         return images.unsqueeze(1).contiguous(), labels.long()

@@ -30,7 +30,7 @@ def read_stl10_split(images_path: Path, labels_path: Path) -> tuple[torch.Tensor
     labels = np.fromfile(labels_path, dtype=np.uint8).astype(np.int64) - 1
     if images.size != len(labels) * 3 * SIDE * SIDE:
         raise CorruptDataError(
-            f"{str(images_path)!r} holds {images.size} bytes but {str(labels_path)!r} has {len(labels)} "
+            f"{str(images_path)!r} contains {images.size} bytes but {str(labels_path)!r} has {len(labels)} "
             f"labels, which need {len(labels) * 3 * SIDE * SIDE} bytes. Delete the folder and get the "
             "data again (data.download: true)."
         )
@@ -41,7 +41,7 @@ def read_stl10_split(images_path: Path, labels_path: Path) -> tuple[torch.Tensor
 class STL10DataModule(InMemoryImageDataModule):
     """STL-10: 10 classes of 96 x 96 colour images, with only 500 labelled training images per class.
 
-    The default augmentation is a random crop with 12 pixels of padding and a horizontal flip; with
+    The default augmentation is a random crop with 12 pixels of padding and a horizontal flip. With
     ``imagenet_transforms`` it is rotation(15), random crop and flip, resized to 224 on the device.
     """
 

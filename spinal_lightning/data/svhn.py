@@ -36,7 +36,10 @@ def read_svhn_mat(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
             "(data.download: true)."
         ) from error
     if len(images) != len(labels):
-        raise CorruptDataError(f"{str(path)!r} holds {len(images)} images but {len(labels)} labels.")
+        raise CorruptDataError(
+            f"{str(path)!r} contains {len(images)} images but {len(labels)} labels; delete it and get "
+            "the data again."
+        )
     labels[labels == 10] = 0
     return torch.from_numpy(images), torch.from_numpy(labels)
 
@@ -120,7 +123,8 @@ class SVHNDataModule(InMemoryImageDataModule):
         for split in self.split_names(train):
             if not self.path(split).is_file():
                 raise DataNotFoundError(
-                    f"{self.name} data not found: {str(self.path(split))!r} is missing. {self.how_to_get_data()}"
+                    f"{self.name} data not found: {str(self.path(split))!r} is missing. "
+                    f"{self.how_to_get_data()}"
                 )
             parts.append(read_svhn_mat(self.path(split)))
         return torch.cat([part[0] for part in parts]), torch.cat([part[1] for part in parts])

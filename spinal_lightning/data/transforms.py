@@ -1,8 +1,8 @@
 """Per-image torchvision transforms for data read from image files (image folders, Caltech-101).
 
-The defaults follow the SpinalNet transfer-learning recipe for ImageNet-pretrained backbones:
-resize, random rotation of 15 degrees, random crop and horizontal flip for training; resize and
-centre crop for evaluation; both normalised with the ImageNet mean and std.
+The defaults follow the SpinalNet transfer-learning recipe for ImageNet-pretrained backbones.
+Training images are resized, rotated by up to 15 degrees, randomly cropped and flipped. Evaluation
+images are resized and centre-cropped. Both are normalised with the ImageNet mean and std.
 """
 
 from __future__ import annotations
