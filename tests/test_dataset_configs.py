@@ -56,7 +56,7 @@ def parser():
 def merge(parser, *configs) -> dict:
     """Return the config that ``--config A --config B ...`` gives, as plain dicts and lists."""
     namespace = parser.parse_args([item for config in configs for item in ("--config", str(config))])
-    return yaml.safe_load(parser.dump(namespace, skip_check=True))
+    return yaml.safe_load(parser.dump(namespace, skip_validation=True))
 
 
 def declared_data(config) -> dict:
