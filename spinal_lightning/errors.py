@@ -29,6 +29,10 @@ USER_ERROR_TYPES = (
 )
 
 
+class ConfigMismatchError(SpinalLightningError, ValueError):
+    """The model and the data disagree on a size, such as the number of classes."""
+
+
 def _chain(error: BaseException):
     seen = set()
     while error is not None and id(error) not in seen:

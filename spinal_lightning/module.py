@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 import lightning as L
 import torch
@@ -13,10 +14,22 @@ from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 from spinal_lightning.checkpoint_match import check_checkpoint_matches
+from spinal_lightning.checks import check_model_matches_data
+
 
 # Factories that the config fills in: everything but the sizes, which come from the data and the
 # backbone. In YAML they are written as ``class_path`` + ``init_args`` without those sizes.
-BackboneFactory = Callable[[int], nn.Module]  # in_channels -> module with ``num_features``
+class BackboneFactory(Protocol):
+    """Builds the backbone for images with ``in_channels`` channels, passed by keyword.
+
+    A protocol rather than ``Callable[[int], nn.Module]``: jsonargparse then leaves out the
+    parameter named ``in_channels`` wherever it is in the signature, not the first one, so
+    ``TorchvisionBackbone(name, in_channels, weights)`` works from YAML too.
+    """
+
+    def __call__(self, in_channels: int) -> nn.Module: ...
+
+
 HeadFactory = Callable[[int, int], nn.Module]  # (in_features, num_classes) -> head
 
 STAGES = ("train", "val", "test")
@@ -59,7 +72,7 @@ class SpinalClassifier(L.LightningModule):
         super().__init__()
         self.save_hyperparameters(ignore=["backbone", "head", "optimizer", "scheduler"])
 
-        self.backbone = backbone(in_channels)
+        self.backbone = backbone(in_channels=in_channels)
         if not isinstance(getattr(self.backbone, "num_features", None), int):
             raise TypeError(
                 f"The backbone {type(self.backbone).__name__} has no integer attribute num_features; "
@@ -97,6 +110,12 @@ class SpinalClassifier(L.LightningModule):
     def build_metrics(stage: str, num_classes: int) -> MetricCollection:
         """Return the metrics of one stage, logged as ``<stage>/<name>``."""
         return MetricCollection({"acc": MulticlassAccuracy(num_classes, average="micro")}, prefix=f"{stage}/")
+
+    def setup(self, stage: str) -> None:
+        # The trainer sets up the datamodule first, so its sizes are final here, before any step.
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is not None:
+            check_model_matches_data(self, datamodule)
 
     def train(self, mode: bool = True):
         super().train(mode)

@@ -116,5 +116,5 @@ def test_file_that_is_not_idx_is_reported(tmp_path):
 def test_val_size_larger_than_training_set_is_rejected(fashion_mnist_dir, tmp_path):
     module = FashionMNISTDataModule(data_dir=str(tmp_path), val_size=60_000)
 
-    with pytest.raises(ValueError, match="val_size=60000 must be between 1 and the 60000 training samples"):
+    with pytest.raises(ValueError, match="val_size=60000 gives 60000 samples, but it must be between 1 and the 59999"):
         module.setup("fit")

@@ -123,9 +123,9 @@ class TorchvisionBackbone(nn.Module):
     AlexNet, 25088 for VGG, 512 or 2048 for the ResNet family.
 
     Args:
-        in_channels: channels of the input images; other than 3 replaces the first convolution.
-            It comes first so that a config can leave it to the datamodule (the CLI links it).
         name: torchvision model name, such as ``"alexnet"``, ``"vgg19_bn"`` or ``"wide_resnet101_2"``.
+        in_channels: channels of the input images; other than 3 replaces the first convolution.
+            In a config, the CLI passes the datamodule's value.
         weights: ``None`` for random weights, a torchvision weight name (``"DEFAULT"``,
             ``"IMAGENET1K_V1"``), which torchvision downloads and caches, or the path of a local
             checkpoint file for machines without network.
@@ -136,7 +136,7 @@ class TorchvisionBackbone(nn.Module):
             against the FC head it replaces (``(4096, 4096)`` for AlexNet and VGG, ``()`` for ResNet).
     """
 
-    def __init__(self, in_channels: int = 3, name: str = "resnet18", weights: str | None = None) -> None:
+    def __init__(self, name: str, in_channels: int = 3, weights: str | None = None) -> None:
         super().__init__()
         import torchvision  # imported here so that the heads and VGG-5 work without torchvision
 

@@ -1,8 +1,11 @@
-"""Base datamodule for data sets that fit in memory as one uint8 tensor.
+"""Base datamodules: the common split and loaders, and the in-memory fast path.
 
-Images are decoded once into a (N, C, H, W) uint8 tensor. Batches travel to the device as uint8
-(a quarter of the bytes of float32) and are converted, augmented and normalised there in
-``on_after_batch_transfer``, so no per-image Python transform runs in the training loop.
+``ImageDataModule`` contains what every data set shares: the folder, the per-device batch size, the
+seeded train/validation split and the loaders. ``InMemoryImageDataModule`` adds the fast path for
+data sets that fit in memory: images are decoded once into a (N, C, H, W) uint8 tensor, batches
+travel to the device as uint8 (a quarter of the bytes of float32) and are converted, augmented and
+normalised there in ``on_after_batch_transfer``, so no per-image Python transform runs in the
+training loop.
 """
 
 from __future__ import annotations
@@ -11,43 +14,62 @@ import os
 
 import lightning as L
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from spinal_lightning.data.augment import BatchAugment
 from spinal_lightning.data.distributed import evaluation_sampler, per_device_batch_size
 
+# ImageNet channel statistics, which torchvision's pretrained weights expect. Grey images use the
+# mean of the three channels.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
-class InMemoryImageDataModule(L.LightningDataModule):
-    """Split, loaders and on-device augmentation for in-memory image classification data.
 
-    Subclasses set ``num_classes``, ``in_channels``, ``image_size``, ``mean``, ``std`` and
-    implement ``load_images(train)`` returning ``(images uint8 (N, C, H, W), labels int64 (N,))``.
+def imagenet_statistics(channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Return ImageNet (mean, std) for 3 channels, or their channel average repeated otherwise."""
+    if channels == 3:
+        return IMAGENET_MEAN, IMAGENET_STD
+    return (sum(IMAGENET_MEAN) / 3,) * channels, (sum(IMAGENET_STD) / 3,) * channels
+
+
+def resolve_size(size: int | float, total: int, name: str) -> int:
+    """Turn ``size`` (a count, or a fraction in (0, 1) of ``total``) into a sample count."""
+    if isinstance(size, bool) or size < 0:
+        raise ValueError(f"{name} must be a count >= 0 or a fraction in (0, 1), got {size!r}.")
+    if isinstance(size, float) and size < 1:
+        return round(size * total)
+    if isinstance(size, float) and not size.is_integer():
+        raise ValueError(f"{name} must be a whole count or a fraction in (0, 1), got {size!r}.")
+    return int(size)
+
+
+class ImageDataModule(L.LightningDataModule):
+    """Folder, per-device batch size, seeded validation split and loaders shared by every data set.
+
+    Subclasses set ``name``, ``num_classes``, ``in_channels`` and ``image_size`` (as class
+    attributes or in ``__init__``) and fill ``train_set``, ``val_set`` and ``test_set`` in ``setup``.
 
     Args:
         data_dir: folder where the data set is looked up (and downloaded to, if allowed).
         batch_size: samples per batch on each device (per process under DDP).
         global_batch_size: samples per optimizer step summed over all processes. When set, it
-            replaces ``batch_size`` with ``global_batch_size / world size`` in ``setup``, and a
-            value that does not divide by the world size raises a ``ValueError``.
-        val_size: samples carved out of the training set for validation. The split is drawn
-            with ``split_seed``, so it is the same on every run and every process; the test set is
-            never used to choose anything.
+            replaces ``batch_size`` with ``global_batch_size / world size``, and a value that does
+            not divide by the world size raises a ``ValueError``.
+        val_size: samples carved out of the training set for validation, as a count or a fraction
+            in (0, 1). The split is drawn with ``split_seed``, so it is the same on every run and
+            every process. The test set is never used to choose anything.
         split_seed: seed of the train/validation split. ``None`` follows the run's
             ``seed_everything`` value, so one seed drives split, weights, augmentation and data
             order; an integer pins the split across seeds. Without either, ``DEFAULT_SPLIT_SEED``.
-        num_workers: DataLoader worker processes. Indexing an in-memory tensor is cheap, so 0 is
-            usually fastest.
-        augment: apply ``augmentation`` to training batches.
-        augmentation: the training augmentation; ``None`` uses the data set's default.
+        num_workers: DataLoader worker processes.
         download: download the data when it is not found locally.
     """
 
+    name: str = "dataset"
     num_classes: int
     in_channels: int
     image_size: tuple[int, int]
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    name: str = "dataset"
 
     # Used when neither split_seed nor seed_everything is set; a fixed value keeps the split
     # identical in every DDP process.
@@ -58,11 +80,9 @@ class InMemoryImageDataModule(L.LightningDataModule):
         data_dir: str = "data",
         batch_size: int = 100,
         global_batch_size: int | None = None,
-        val_size: int = 5000,
+        val_size: int | float = 5000,
         split_seed: int | None = None,
         num_workers: int = 0,
-        augment: bool = True,
-        augmentation: BatchAugment | None = None,
         download: bool = False,
     ) -> None:
         super().__init__()
@@ -70,8 +90,7 @@ class InMemoryImageDataModule(L.LightningDataModule):
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
         if global_batch_size is not None and global_batch_size < 1:
             raise ValueError(f"global_batch_size must be a positive integer, got {global_batch_size!r}.")
-        if val_size < 0:
-            raise ValueError(f"val_size must be >= 0, got {val_size!r}.")
+        resolve_size(val_size, 1, "val_size")
         if num_workers < 0:
             raise ValueError(f"num_workers must be >= 0, got {num_workers!r}.")
         self.data_dir = data_dir
@@ -81,42 +100,26 @@ class InMemoryImageDataModule(L.LightningDataModule):
         self.split_seed = split_seed
         self.num_workers = num_workers
         self.download = download
-        self.augmentation = (augmentation or self.default_augmentation()) if augment else None
 
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
         self.test_set: Dataset | None = None
 
-    def default_augmentation(self) -> BatchAugment | None:
-        """Return the training augmentation used when none is configured."""
-        return None
+    def split_indices(self, total: int, size: int | float, name: str = "val_size", offset: int = 0):
+        """Return (kept, carved) index tensors: ``size`` of ``total`` samples carved by the split seed.
 
-    def load_images(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        raise NotImplementedError
-
-    def setup(self, stage: str | None = None) -> None:
-        if self.global_batch_size is not None:
-            world_size = self.trainer.world_size if self.trainer is not None else 1
-            self.batch_size = per_device_batch_size(self.global_batch_size, world_size)
-
-        if stage in ("fit", "validate", None) and self.train_set is None:
-            images, labels = self.load_images(train=True)
-            self._check_labels(labels)
-            if not 0 < self.val_size < len(labels):
-                raise ValueError(
-                    f"val_size={self.val_size} must be between 1 and the {len(labels)} training "
-                    f"samples of {self.name}."
-                )
-            generator = torch.Generator().manual_seed(self.resolved_split_seed())
-            order = torch.randperm(len(labels), generator=generator)
-            val_index, train_index = order[: self.val_size], order[self.val_size :]
-            self.train_set = TensorDataset(images[train_index], labels[train_index])
-            self.val_set = TensorDataset(images[val_index], labels[val_index])
-
-        if stage in ("test", None) and self.test_set is None:
-            images, labels = self.load_images(train=False)
-            self._check_labels(labels)
-            self.test_set = TensorDataset(images, labels)
+        ``offset`` shifts the seed, so a second split of the same data (a test set carved after the
+        validation set) draws a different order.
+        """
+        count = resolve_size(size, total, name)
+        if not 0 < count < total:
+            raise ValueError(
+                f"{name}={size!r} gives {count} samples, but it must be between 1 and the {total - 1} "
+                f"of the {total} training samples of {self.name} that leave at least one for training."
+            )
+        generator = torch.Generator().manual_seed(self.resolved_split_seed() + offset)
+        order = torch.randperm(total, generator=generator)
+        return order[count:], order[:count]
 
     def resolved_split_seed(self) -> int:
         """Return ``split_seed``, else the ``seed_everything`` value, else ``DEFAULT_SPLIT_SEED``."""
@@ -126,7 +129,15 @@ class InMemoryImageDataModule(L.LightningDataModule):
         global_seed = os.environ.get("PL_GLOBAL_SEED")
         return int(global_seed) if global_seed is not None else self.DEFAULT_SPLIT_SEED
 
-    def _check_labels(self, labels: torch.Tensor) -> None:
+    def device_batch_size(self) -> int:
+        """Return the batch size of one process: ``batch_size``, or the global batch split evenly."""
+        if self.global_batch_size is None:
+            return self.batch_size
+        world_size = self.trainer.world_size if self.trainer is not None else 1
+        return per_device_batch_size(self.global_batch_size, world_size)
+
+    def check_labels(self, labels: torch.Tensor) -> None:
+        """Raise when a label lies outside ``[0, num_classes)``, naming the data folder."""
         if labels.numel() and (labels.min() < 0 or labels.max() >= self.num_classes):
             raise ValueError(
                 f"{self.name} labels range from {int(labels.min())} to {int(labels.max())}, but the "
@@ -135,12 +146,14 @@ class InMemoryImageDataModule(L.LightningDataModule):
 
     def _loader(self, dataset: Dataset | None, shuffle: bool) -> DataLoader:
         if dataset is None:
-            raise RuntimeError(f"{type(self).__name__}.setup() must run before its dataloaders are requested.")
+            raise RuntimeError(
+                f"{type(self).__name__}.setup() must run before its dataloaders are requested."
+            )
         # Under DDP, evaluation loaders shard without padding, so each sample is counted once.
         sampler = None if shuffle else evaluation_sampler(dataset, self.trainer)
         return DataLoader(
             dataset,
-            batch_size=self.batch_size,
+            batch_size=self.device_batch_size(),
             shuffle=shuffle,
             sampler=sampler,
             num_workers=self.num_workers,
@@ -159,11 +172,106 @@ class InMemoryImageDataModule(L.LightningDataModule):
     def predict_dataloader(self) -> DataLoader:
         return self.test_dataloader()
 
+
+class InMemoryImageDataModule(ImageDataModule):
+    """Split, loaders and on-device augmentation for in-memory image classification data.
+
+    Subclasses set ``num_classes``, ``in_channels``, ``image_size``, ``mean``, ``std`` and
+    implement ``load_images(train)`` returning ``(images uint8 (N, C, H, W), labels int64 (N,))``.
+
+    Args:
+        data_dir: folder where the data set is looked up (and downloaded to, if allowed).
+        batch_size: samples per batch on each device (per process under DDP).
+        global_batch_size: samples per optimizer step over all processes; see ``ImageDataModule``.
+        val_size: samples carved out of the training set for validation, as a count or a fraction
+            in (0, 1). The split is drawn with ``split_seed``, so it is the same on every run and
+            every process. The test set is never used to choose anything.
+        split_seed: seed of the train/validation split; ``None`` follows ``seed_everything``.
+        num_workers: DataLoader worker processes. Indexing an in-memory tensor is cheap, so 0 is
+            usually fastest.
+        augment: apply ``augmentation`` to training batches.
+        augmentation: the training augmentation; ``None`` uses the data set's default.
+        download: download the data when it is not found locally.
+        imagenet_transforms: prepare images for an ImageNet-pretrained backbone: resize them on the
+            device to ``image_size`` (224 unless set) and normalise with the ImageNet mean and std
+            instead of the data set's own.
+        image_size: side in pixels that batches are resized to on the device; ``None`` keeps the
+            stored size (or 224 with ``imagenet_transforms``).
+    """
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def __init__(
+        self,
+        data_dir: str = "data",
+        batch_size: int = 100,
+        global_batch_size: int | None = None,
+        val_size: int | float = 5000,
+        split_seed: int | None = None,
+        num_workers: int = 0,
+        augment: bool = True,
+        augmentation: BatchAugment | None = None,
+        download: bool = False,
+        imagenet_transforms: bool = False,
+        image_size: int | None = None,
+    ) -> None:
+        super().__init__(
+            data_dir=data_dir,
+            batch_size=batch_size,
+            global_batch_size=global_batch_size,
+            val_size=val_size,
+            split_seed=split_seed,
+            num_workers=num_workers,
+            download=download,
+        )
+        if image_size is not None and image_size < 1:
+            raise ValueError(f"image_size must be a positive number of pixels or null, got {image_size!r}.")
+        self.imagenet_transforms = imagenet_transforms
+        if image_size is None and imagenet_transforms:
+            image_size = 224
+        self.resize_to = image_size
+        if image_size is not None:
+            # An instance attribute, so the reported size is the one the model receives.
+            self.image_size = (image_size, image_size)
+        if imagenet_transforms:
+            self.mean, self.std = imagenet_statistics(self.in_channels)
+        self.augmentation = (augmentation or self.default_augmentation()) if augment else None
+
+    def default_augmentation(self) -> BatchAugment | None:
+        """Return the training augmentation used when none is configured."""
+        return None
+
+    def load_images(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def setup(self, stage: str | None = None) -> None:
+        if stage in ("fit", "validate", None) and self.train_set is None:
+            images, labels = self.load_images(train=True)
+            self.check_labels(labels)
+            train_index, val_index = self.split_indices(len(labels), self.val_size)
+            self.train_set = TensorDataset(images[train_index], labels[train_index])
+            self.val_set = TensorDataset(images[val_index], labels[val_index])
+
+        if stage in ("test", "predict", None) and self.test_set is None:
+            images, labels = self.load_images(train=False)
+            self.check_labels(labels)
+            self.test_set = TensorDataset(images, labels)
+
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """Normalise float images in [0, 1] with the data set's mean and std."""
         mean = torch.tensor(self.mean, device=images.device).view(1, -1, 1, 1)
         std = torch.tensor(self.std, device=images.device).view(1, -1, 1, 1)
         return (images - mean) / std
+
+    def resize(self, images: torch.Tensor) -> torch.Tensor:
+        """Resize float images to ``image_size`` with bilinear interpolation (antialiased when shrinking)."""
+        if self.resize_to is None or tuple(images.shape[-2:]) == self.image_size:
+            return images
+        shrinking = images.shape[-1] > self.resize_to or images.shape[-2] > self.resize_to
+        return F.interpolate(
+            images, size=self.image_size, mode="bilinear", align_corners=False, antialias=shrinking
+        )
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         images, labels = batch
@@ -176,4 +284,4 @@ class InMemoryImageDataModule(L.LightningDataModule):
         trainer = self.trainer
         if self.augmentation is not None and trainer is not None and trainer.training:
             images = self.augmentation(images)
-        return self.normalize(images), labels
+        return self.normalize(self.resize(images)), labels
