@@ -9,8 +9,10 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
-from torchmetrics import MetricCollection
-from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics import MaxMetric, MetricCollection
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+
+from spinal_lightning.metrics import MulticlassErrorRate
 
 # Factories that the config fills in: everything but the sizes, which come from the data and the
 # backbone. In YAML they are written as ``class_path`` + ``init_args`` without those sizes.
@@ -83,11 +85,26 @@ class SpinalClassifier(L.LightningModule):
         self.metrics = nn.ModuleDict(
             {f"{stage}_metrics": self.build_metrics(stage, num_classes) for stage in STAGES}
         )
+        self.best_val_acc = MaxMetric()
+        # Rows are true classes, columns predicted ones; read at test end by ClassificationReport.
+        self.test_confusion_matrix = MulticlassConfusionMatrix(num_classes)
 
     @staticmethod
     def build_metrics(stage: str, num_classes: int) -> MetricCollection:
-        """Return the metrics of one stage, logged as ``<stage>/<name>``."""
-        return MetricCollection({"acc": MulticlassAccuracy(num_classes, average="micro")}, prefix=f"{stage}/")
+        """Return the metrics of one stage, logged as ``<stage>/<name>``.
+
+        ``acc`` (top-1), ``acc_top5`` (only with more than 5 classes, where it is not always 1) and
+        ``error`` (1 - top-1 accuracy).
+        """
+        metrics = {
+            "acc": MulticlassAccuracy(num_classes, average="micro"),
+            "error": MulticlassErrorRate(num_classes, average="micro"),
+        }
+        if num_classes > 5:
+            metrics["acc_top5"] = MulticlassAccuracy(num_classes, top_k=5, average="micro")
+        # Compute groups would share one state between acc and error, but Lightning logs each
+        # metric object of the collection on its own, so every metric keeps its own state.
+        return MetricCollection(metrics, prefix=f"{stage}/", compute_groups=False)
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -107,6 +124,8 @@ class SpinalClassifier(L.LightningModule):
 
         metrics = self.metrics[f"{stage}_metrics"]
         metrics.update(logits.detach(), labels)
+        if stage == "test":
+            self.test_confusion_matrix.update(logits.detach(), labels)
 
         # The epoch loss is averaged over processes under DDP; the metric objects sync their own
         # state, which counts every sample once.
@@ -120,7 +139,10 @@ class SpinalClassifier(L.LightningModule):
             sync_dist=not on_step,
             batch_size=len(labels),
         )
-        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(labels))
+        for name, metric in metrics.items():
+            self.log(
+                name, metric, on_step=False, on_epoch=True, prog_bar=name.endswith("/acc"), batch_size=len(labels)
+            )
         return loss
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
@@ -129,8 +151,23 @@ class SpinalClassifier(L.LightningModule):
     def validation_step(self, batch, batch_idx: int) -> None:
         self._shared_step(batch, "val")
 
+    def on_train_start(self) -> None:
+        # The sanity-check validation before training must not count as a best accuracy.
+        self.best_val_acc.reset()
+
+    def on_validation_epoch_end(self) -> None:
+        # The epoch's accuracy is computed again here (Lightning computes its own copy for the
+        # log), which is cheap: the state is a handful of counters.
+        if self.trainer.sanity_checking:
+            return
+        self.best_val_acc.update(self.metrics["val_metrics"]["acc"].compute())
+        self.log("val/acc_best", self.best_val_acc.compute(), prog_bar=False)
+
     def test_step(self, batch, batch_idx: int) -> None:
         self._shared_step(batch, "test")
+
+    def on_test_epoch_start(self) -> None:
+        self.test_confusion_matrix.reset()
 
     def predict_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
         images = batch[0] if isinstance(batch, (list, tuple)) else batch
