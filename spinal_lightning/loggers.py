@@ -177,5 +177,8 @@ class WandbRunLogger(WandbLogger):
         experiment = self._experiment
         if experiment is None or not getattr(experiment, "offline", False):
             return
+        # A path relative to the working directory is shorter to copy, unless it has to climb out of it.
         sync_dir = os.path.relpath(experiment.sync_dir)
+        if sync_dir.startswith(os.pardir):
+            sync_dir = os.path.abspath(experiment.sync_dir)
         rank_zero_info(f"W&B run {experiment.id} was logged offline to {sync_dir}. Upload it with:\n  wandb sync {sync_dir}")
