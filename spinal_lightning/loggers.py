@@ -20,7 +20,13 @@ from lightning.pytorch.loggers.logger import rank_zero_experiment
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 # Values of WANDB_MODE that wandb 0.31 accepts, mapped to the mode passed to ``wandb.init``.
-WANDB_MODES = {"online": "online", "run": "online", "offline": "offline", "dryrun": "offline", "disabled": "disabled"}
+WANDB_MODES = {
+    "online": "online",
+    "run": "online",
+    "offline": "offline",
+    "dryrun": "offline",
+    "disabled": "disabled",
+}
 
 
 def resolve_wandb_mode(offline: bool | None) -> str:
@@ -114,7 +120,7 @@ class WandbRunLogger(WandbLogger):
         self._fallback_to_offline = fallback_to_offline
         # W&B writes its files under <dir>/wandb, so pointing it at the run folder keeps them there.
         self._wandb_init["dir"] = self.log_dir
-        # wandb 0.31 warns that `anonymous` is deprecated whenever the key is passed, even as None.
+        # wandb 0.31 warns that `anonymous` has no effect whenever the key is passed, even as None.
         if self._wandb_init.get("anonymous") is None:
             self._wandb_init.pop("anonymous", None)
 
@@ -156,6 +162,8 @@ class WandbRunLogger(WandbLogger):
     def _start_online_or_offline(self):
         import wandb
 
+        # NOTE: only a missing login is tested. An unreachable server is expected to raise
+        # wandb.errors.CommError after wandb's init timeout (90 s by default).
         try:
             return super().experiment
         except wandb.errors.Error as error:
@@ -175,10 +183,13 @@ class WandbRunLogger(WandbLogger):
     def _print_sync_command(self) -> None:
         # Processes other than rank 0 hold no experiment, so only rank 0 prints.
         experiment = self._experiment
-        if experiment is None or not getattr(experiment, "offline", False):
+        if experiment is None or self.mode == "disabled" or not getattr(experiment, "offline", False):
             return
         # A path relative to the working directory is shorter to copy, unless it has to climb out of it.
         sync_dir = os.path.relpath(experiment.sync_dir)
         if sync_dir.startswith(os.pardir):
             sync_dir = os.path.abspath(experiment.sync_dir)
-        rank_zero_info(f"W&B run {experiment.id} was logged offline to {sync_dir}. Upload it with:\n  wandb sync {sync_dir}")
+        rank_zero_info(
+            f"W&B run {experiment.id} was logged offline to {sync_dir}. Upload it with:\n"
+            f"  wandb sync {sync_dir}"
+        )

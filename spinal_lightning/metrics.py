@@ -7,7 +7,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 
 class MulticlassErrorRate(MulticlassAccuracy):
-    """Fraction of misclassified samples: ``1 - accuracy``, with the same arguments as ``MulticlassAccuracy``."""
+    """Fraction of misclassified samples, ``1 - accuracy``; takes the arguments of ``MulticlassAccuracy``."""
 
     higher_is_better = False
 

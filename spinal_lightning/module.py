@@ -102,8 +102,9 @@ class SpinalClassifier(L.LightningModule):
         }
         if num_classes > 5:
             metrics["acc_top5"] = MulticlassAccuracy(num_classes, top_k=5, average="micro")
-        # Compute groups would share one state between acc and error, but Lightning logs each
-        # metric object of the collection on its own, so every metric keeps its own state.
+        # Compute groups update only the first metric of a group and copy its state to the others
+        # when the collection is read, but Lightning computes each logged metric on its own, so
+        # every metric keeps its own state.
         return MetricCollection(metrics, prefix=f"{stage}/", compute_groups=False)
 
     def train(self, mode: bool = True):
@@ -140,9 +141,8 @@ class SpinalClassifier(L.LightningModule):
             batch_size=len(labels),
         )
         for name, metric in metrics.items():
-            self.log(
-                name, metric, on_step=False, on_epoch=True, prog_bar=name.endswith("/acc"), batch_size=len(labels)
-            )
+            show = name.endswith("/acc")  # the other metrics would crowd the progress bar
+            self.log(name, metric, on_step=False, on_epoch=True, prog_bar=show, batch_size=len(labels))
         return loss
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
@@ -151,13 +151,9 @@ class SpinalClassifier(L.LightningModule):
     def validation_step(self, batch, batch_idx: int) -> None:
         self._shared_step(batch, "val")
 
-    def on_train_start(self) -> None:
-        # The sanity-check validation before training must not count as a best accuracy.
-        self.best_val_acc.reset()
-
     def on_validation_epoch_end(self) -> None:
-        # The epoch's accuracy is computed again here (Lightning computes its own copy for the
-        # log), which is cheap: the state is a handful of counters.
+        # The sanity check before training must not count as a best accuracy. Computing the
+        # accuracy a second time (Lightning computes it for the log too) only reads a few counters.
         if self.trainer.sanity_checking:
             return
         self.best_val_acc.update(self.metrics["val_metrics"]["acc"].compute())

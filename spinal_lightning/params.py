@@ -23,7 +23,9 @@ KEY_PREFIX = "model/params"
 def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
     """Return the number of parameter elements of ``module`` (shared parameters counted once)."""
     return sum(
-        parameter.numel() for parameter in module.parameters() if parameter.requires_grad or not trainable_only
+        parameter.numel()
+        for parameter in module.parameters()
+        if parameter.requires_grad or not trainable_only
     )
 
 
@@ -69,7 +71,7 @@ def parameter_counts(
     """Return the parameter counts of a backbone + head model under ``model/params/...`` keys.
 
     Keys: ``total``, ``trainable``, ``backbone``, ``head``. For a ``SpinalHead`` also
-    ``replaced_fc_head``, the parameters of the FC head it stands in for (``fc_head_factory``, or
+    ``replaced_fc_head``, the parameters of the FC head it replaces (``fc_head_factory``, or
     the backbone's default FC head), and ``head_reduction``, that count divided by the Spinal
     head's count (2.0 means the Spinal head has half the parameters).
     """

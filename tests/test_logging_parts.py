@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import csv
+import http.server
 import math
+import os
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import lightning as L
 import pytest
 import torch
 import yaml
-from conftest import CONFIGS
+from conftest import CONFIGS, cli_env
 from lightning.pytorch.callbacks import RichProgressBar, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger
 from torch import nn
@@ -98,7 +103,9 @@ def test_error_rate_is_one_minus_accuracy():
     assert error.item() == pytest.approx(expected.item())
 
 
-@pytest.mark.parametrize(("num_classes", "expected"), [(10, {"acc", "error", "acc_top5"}), (5, {"acc", "error"})])
+@pytest.mark.parametrize(
+    ("num_classes", "expected"), [(10, {"acc", "error", "acc_top5"}), (5, {"acc", "error"})]
+)
 def test_stage_metrics_top5_needs_six_classes(num_classes, expected):
     metrics = SpinalClassifier.build_metrics("val", num_classes)
 
@@ -322,7 +329,64 @@ def test_wandb_watch_logs_histograms(monkeypatch, tmp_path):
         sync_dir = Path(logger.experiment.sync_dir)
     finally:
         wandb.finish()
+        # wandb exports its service address as WANDB_SERVICE, and CLI processes that later tests
+        # start would attach to this process's service instead of writing their own run files.
+        wandb.teardown()
+        os.environ.pop("WANDB_SERVICE", None)
 
     keys = read_wandb_log(sync_dir / f"run-{logger.version}.wandb").history_keys()
     assert "gradients/head.output.0.weight" in keys
     assert "parameters/head.output.0.weight" in keys
+
+
+class RejectingHandler(http.server.BaseHTTPRequestHandler):
+    """Local stand-in for a W&B server: answers every request with HTTP 500 and records its path."""
+
+    paths: list[str] = []
+
+    def _reject(self) -> None:
+        self.paths.append(self.path)
+        self.send_response(500)
+        self.end_headers()
+
+    do_GET = do_POST = _reject
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_online_without_login_falls_back_offline(tmp_path):
+    # WANDB_BASE_URL points at a server this test starts, so no request can leave the machine.
+    server = http.server.HTTPServer(("127.0.0.1", 0), RejectingHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    script = (
+        "from spinal_lightning.loggers import WandbRunLogger\n"
+        "logger = WandbRunLogger(name='fallback', save_dir='runs')\n"
+        "print('mode before', logger.mode)\n"
+        "experiment = logger.experiment\n"
+        "print('mode after', logger.mode, 'offline', experiment.offline)\n"
+        "logger.finalize('success')\n"
+    )
+    try:
+        process = subprocess.run(
+            [sys.executable, "-c", script],
+            cwd=tmp_path,
+            env=cli_env(
+                WANDB_MODE="online",
+                WANDB_BASE_URL=f"http://127.0.0.1:{server.server_port}",
+                HOME=str(tmp_path),  # no ~/.netrc, so wandb has no stored key
+            ),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    finally:
+        server.shutdown()
+
+    assert process.returncode == 0, process.stderr[-3000:]
+    assert "mode before online" in process.stdout
+    assert "mode after offline offline True" in process.stdout
+    assert "The online W&B run could not start" in process.stderr
+    assert "wandb sync runs/fallback/" in process.stderr

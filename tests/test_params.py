@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from spinal_lightning import FCHead, SpinalHead, TorchvisionBackbone, VGG5
+from spinal_lightning import VGG5, FCHead, SpinalHead, TorchvisionBackbone
 from spinal_lightning.params import count_head_parameters, count_parameters, parameter_counts
 
 

@@ -56,7 +56,9 @@ def plot_confusion_matrix(matrix: torch.Tensor, names: list[str]):
         for row in range(counts.shape[0]):
             for column in range(counts.shape[1]):
                 colour = "white" if counts[row, column] > threshold else "black"
-                axes.text(column, row, int(counts[row, column]), ha="center", va="center", color=colour, fontsize=7)
+                axes.text(
+                    column, row, int(counts[row, column]), ha="center", va="center", color=colour, fontsize=7
+                )
 
     ticks = range(len(names))
     axes.set_xticks(ticks, names, rotation=90)
@@ -112,7 +114,9 @@ class ClassificationReport(L.Callback):
         for logger in loggers:
             logger.experiment.log(
                 {
-                    CONFUSION_MATRIX_KEY: wandb.Image(image, caption="rows: true class, columns: predicted class"),
+                    CONFUSION_MATRIX_KEY: wandb.Image(
+                        image, caption="rows: true class, columns: predicted class"
+                    ),
                     PER_CLASS_KEY: wandb.Table(columns=["class", "accuracy", "support"], data=rows),
                     "trainer/global_step": step,
                 }

@@ -30,8 +30,8 @@ class ParameterCountReport(L.Callback):
     Args:
         fc_head: factory ``(in_features, num_classes) -> head`` of the FC head a Spinal head is
             compared with, for example ``class_path: spinal_lightning.FCHead`` with its
-            ``init_args``; ``None`` uses the backbone's own FC head (the stock classifier shape of a
-            torchvision backbone, or the SpinalNet paper's FC head for VGG-5).
+            ``init_args``. ``None`` uses the backbone's own FC head: the stock classifier shape of
+            a torchvision backbone, or the SpinalNet paper's FC head for VGG-5.
     """
 
     def __init__(self, fc_head: HeadFactory | None = None) -> None:
@@ -49,7 +49,9 @@ class ParameterCountReport(L.Callback):
                     "trainer.callbacks for this model."
                 )
 
-        self.counts = parameter_counts(pl_module.backbone, pl_module.head, pl_module.num_classes, self.fc_head)
+        self.counts = parameter_counts(
+            pl_module.backbone, pl_module.head, pl_module.num_classes, self.fc_head
+        )
         for logger in trainer.loggers:
             logger.log_hyperparams(self.counts)
             if isinstance(logger, WandbLogger):

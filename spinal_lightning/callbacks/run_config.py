@@ -16,8 +16,8 @@ def run_dir(trainer: L.Trainer) -> str:
 
     That is ``save_dir/name/version`` of the first logger, the rule ModelCheckpoint uses, so a
     CSV logger gives ``runs/vgg_fc/version_3`` and ``WandbRunLogger`` gives ``runs/vgg_spinal/<run id>``.
-    Without a logger it is ``default_root_dir``. Must be called on every process: the folder is
-    broadcast from rank 0, which alone knows the W&B run id.
+    Without a logger it is ``default_root_dir``. Must be called on every process, because the folder is
+    broadcast from rank 0, the only process with the W&B run id.
     """
     if trainer.loggers:
         logger = trainer.loggers[0]
@@ -49,7 +49,7 @@ class RunConfigSaver(SaveConfigCallback):
             filesystem = get_filesystem(folder)
 
             if not self.overwrite:
-                # Only rank 0 looks, and every process learns the answer, so all of them stop together.
+                # Only rank 0 checks the file and broadcasts the result, so all processes stop together.
                 exists = filesystem.isfile(config_path) if trainer.is_global_zero else False
                 if trainer.strategy.broadcast(exists):
                     raise RuntimeError(
@@ -62,7 +62,11 @@ class RunConfigSaver(SaveConfigCallback):
             if trainer.is_global_zero:
                 filesystem.makedirs(folder, exist_ok=True)
                 self.parser.save(
-                    self.config, config_path, skip_none=False, overwrite=self.overwrite, multifile=self.multifile
+                    self.config,
+                    config_path,
+                    skip_none=False,
+                    overwrite=self.overwrite,
+                    multifile=self.multifile,
                 )
 
         if trainer.is_global_zero:

@@ -20,7 +20,9 @@ class WandbWatch(L.Callback):
         log_freq: steps between two histograms.
     """
 
-    def __init__(self, log: Literal["gradients", "parameters", "all"] = "gradients", log_freq: int = 100) -> None:
+    def __init__(
+        self, log: Literal["gradients", "parameters", "all"] = "gradients", log_freq: int = 100
+    ) -> None:
         if log_freq < 1:
             raise ValueError(f"log_freq must be a positive number of steps, got {log_freq!r}.")
         # Lightning replaces every callback's ``log`` attribute with the module's ``log`` method.
