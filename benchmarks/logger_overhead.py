@@ -1,13 +1,17 @@
 """Time a short fit with the W&B logger (offline) against the same fit with the CSV logger.
 
-Runs alternate (W&B, CSV, W&B, CSV, ...) so that both loggers see the same machine load, and the
-script prints the ratio of each pair and the median ratio, for wall-clock time and for CPU time
-(user + system of the CLI process and the processes it waited for, W&B's service included). CPU
-time depends less on what else runs on the machine. Every run is a fresh CLI process in a fresh
-folder, so the times include process start, imports and, for W&B, starting and stopping its
-service: that part is a fixed cost per run, so the ratio shrinks as fits get longer.
+Runs alternate (W&B, CSV, W&B, CSV, ...) so that both loggers see the same machine load. The
+script prints the ratio of each pair and the median ratio, for wall-clock time and for CPU time.
+CPU time is user + system time of the CLI process and of the child processes it waited for, and
+depends less than wall-clock time on what else runs on the machine.
 
-    python benchmarks/logger_overhead.py --pairs 3 --train-batches 20
+NOTE: W&B's service process is a child of the CLI process, but whether its CPU time reaches these
+counts depends on the CLI process reaping it, which this script does not check.
+
+Every run is a fresh CLI process in a fresh folder, so the times include process start, imports
+and, for W&B, starting and stopping its service.
+
+    python benchmarks/logger_overhead.py --pairs 3 --train-batches 10 --val-batches 2
 """
 
 from __future__ import annotations

@@ -340,7 +340,7 @@ def test_wandb_watch_logs_histograms(monkeypatch, tmp_path):
 
 
 class RejectingHandler(http.server.BaseHTTPRequestHandler):
-    """Local stand-in for a W&B server: answers every request with HTTP 500 and records its path."""
+    """Local stand-in for a W&B server: returns HTTP 500 for every request and records its path."""
 
     paths: list[str] = []
 
