@@ -19,6 +19,8 @@ from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from spinal_lightning.callbacks.progress import add_default_progress_bar
+from spinal_lightning.callbacks.run_config import RunConfigSaver
 from spinal_lightning.checkpoint_io import describe_load_failure
 from spinal_lightning.errors import CheckpointError, format_user_error, is_user_error
 from spinal_lightning.module import SpinalClassifier
@@ -37,6 +39,14 @@ PARSER_KWARGS = {
 
 class SpinalCLI(LightningCLI):
     """LightningCLI with the data-to-model links of this project."""
+
+    def __init__(self, *args, save_config_callback=RunConfigSaver, **kwargs) -> None:
+        # RunConfigSaver keeps one config.yaml per run folder and puts the config into W&B.
+        super().__init__(*args, save_config_callback=save_config_callback, **kwargs)
+
+    def instantiate_trainer(self, **kwargs) -> L.Trainer:
+        add_default_progress_bar(self._get(self.config_init, "trainer", default={}))
+        return super().instantiate_trainer(**kwargs)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # The datamodule's sizes are properties of the instantiated object, so the links apply then.

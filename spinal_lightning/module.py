@@ -10,11 +10,12 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
-from torchmetrics import MeanMetric, MetricCollection
-from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics import MaxMetric, MeanMetric, MetricCollection
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from spinal_lightning.checkpoint_match import check_checkpoint_matches
 from spinal_lightning.checks import check_model_matches_data
+from spinal_lightning.metrics import MulticlassErrorRate
 
 
 # Factories that the config fills in: everything but the sizes, which come from the data and the
@@ -105,11 +106,27 @@ class SpinalClassifier(L.LightningModule):
         # loss visible; it also drops weights in torchmetrics 1.9, so the metric gets unweighted
         # per-sample losses.
         self.losses = nn.ModuleDict({f"{stage}_loss": MeanMetric(nan_strategy="disable") for stage in STAGES})
+        self.best_val_acc = MaxMetric()
+        # Rows are true classes, columns predicted ones; read at test end by ClassificationReport.
+        self.test_confusion_matrix = MulticlassConfusionMatrix(num_classes)
 
     @staticmethod
     def build_metrics(stage: str, num_classes: int) -> MetricCollection:
-        """Return the metrics of one stage, logged as ``<stage>/<name>``."""
-        return MetricCollection({"acc": MulticlassAccuracy(num_classes, average="micro")}, prefix=f"{stage}/")
+        """Return the metrics of one stage, logged as ``<stage>/<name>``.
+
+        ``acc`` (top-1), ``acc_top5`` (only with more than 5 classes, where it is not always 1) and
+        ``error`` (1 - top-1 accuracy).
+        """
+        metrics = {
+            "acc": MulticlassAccuracy(num_classes, average="micro"),
+            "error": MulticlassErrorRate(num_classes, average="micro"),
+        }
+        if num_classes > 5:
+            metrics["acc_top5"] = MulticlassAccuracy(num_classes, top_k=5, average="micro")
+        # Compute groups update only the first metric of a group and copy its state to the others
+        # when the collection is read, but Lightning computes each logged metric on its own, so
+        # every metric keeps its own state.
+        return MetricCollection(metrics, prefix=f"{stage}/", compute_groups=False)
 
     def setup(self, stage: str) -> None:
         # The trainer sets up the datamodule first, so its sizes are final here, before any step.
@@ -139,6 +156,8 @@ class SpinalClassifier(L.LightningModule):
 
         metrics = self.metrics[f"{stage}_metrics"]
         metrics.update(logits.detach(), labels)
+        if stage == "test":
+            self.test_confusion_matrix.update(logits.detach(), labels)
 
         # The metric objects sync their state over DDP processes when computed at epoch end, which
         # counts every sample once. A training step's loss is the local process's batch loss.
@@ -146,7 +165,9 @@ class SpinalClassifier(L.LightningModule):
         loss_metric(sample_losses.detach())
         on_step = stage == "train"
         self.log(f"{stage}/loss", loss_metric, on_step=on_step, on_epoch=True, prog_bar=True)
-        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(labels))
+        for name, metric in metrics.items():
+            show = name.endswith("/acc")  # the other metrics would crowd the progress bar
+            self.log(name, metric, on_step=False, on_epoch=True, prog_bar=show, batch_size=len(labels))
         return loss
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
@@ -155,8 +176,19 @@ class SpinalClassifier(L.LightningModule):
     def validation_step(self, batch, batch_idx: int) -> None:
         self._shared_step(batch, "val")
 
+    def on_validation_epoch_end(self) -> None:
+        # The sanity check before training must not count as a best accuracy. Computing the
+        # accuracy a second time (Lightning computes it for the log too) only reads a few counters.
+        if self.trainer.sanity_checking:
+            return
+        self.best_val_acc.update(self.metrics["val_metrics"]["acc"].compute())
+        self.log("val/acc_best", self.best_val_acc.compute(), prog_bar=False)
+
     def test_step(self, batch, batch_idx: int) -> None:
         self._shared_step(batch, "test")
+
+    def on_test_epoch_start(self) -> None:
+        self.test_confusion_matrix.reset()
 
     def predict_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
         images = batch[0] if isinstance(batch, (list, tuple)) else batch
