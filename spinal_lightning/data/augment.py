@@ -87,10 +87,11 @@ class BatchAugment(nn.Module):
         matrices[:, 1, 2] = centre_y
         return matrices
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Transform every image of ``images``, drawing from ``generator`` (on the images' device)."""
         if self.rotation_degrees == 0 and self.crop_scale is None and self.hflip_probability == 0:
             return images
-        matrices = self.sample_matrices(images.shape[0], images.device).to(images.dtype)
+        matrices = self.sample_matrices(images.shape[0], images.device, generator).to(images.dtype)
         grid = F.affine_grid(matrices, list(images.shape), align_corners=False)
         return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 

@@ -7,6 +7,8 @@ Images are decoded once into a (N, C, H, W) uint8 tensor. Batches travel to the 
 
 from __future__ import annotations
 
+import os
+
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
@@ -32,6 +34,11 @@ class InMemoryImageDataModule(L.LightningDataModule):
         augment: apply ``augmentation`` to training batches.
         augmentation: the training augmentation; ``None`` uses the data set's default.
         download: download the data when it is not found locally.
+        seed: seed of the training batch order and of the augmentation draws. These use their own
+            generators, so two models trained with the same seed see the same batches in the same
+            order with the same augmentation, however differently their layers draw from torch's
+            global generator (dropout, weight init). ``None`` takes the ``seed_everything`` value
+            (Lightning stores it in ``PL_GLOBAL_SEED``) or, without one, a random seed.
     """
 
     num_classes: int
@@ -51,6 +58,7 @@ class InMemoryImageDataModule(L.LightningDataModule):
         augment: bool = True,
         augmentation: BatchAugment | None = None,
         download: bool = False,
+        seed: int | None = None,
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -66,6 +74,8 @@ class InMemoryImageDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.download = download
         self.augmentation = (augmentation or self.default_augmentation()) if augment else None
+        self.seed = seed
+        self._augment_generator: torch.Generator | None = None
 
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
@@ -104,15 +114,29 @@ class InMemoryImageDataModule(L.LightningDataModule):
                 f"data set declares num_classes={self.num_classes}. Check the files in {self.data_dir!r}."
             )
 
+    def resolve_seed(self) -> int:
+        """Return ``seed``, else the ``seed_everything`` value, else a seed drawn at random."""
+        if self.seed is not None:
+            return self.seed
+        global_seed = os.environ.get("PL_GLOBAL_SEED")
+        if global_seed is not None:
+            return int(global_seed)
+        return int(torch.empty((), dtype=torch.int64).random_().item())
+
     def _loader(self, dataset: Dataset | None, shuffle: bool) -> DataLoader:
         if dataset is None:
             raise RuntimeError(f"{type(self).__name__}.setup() must run before its dataloaders are requested.")
+
+        # The sampler advances this generator once per epoch, so every epoch gets a new order
+        # that depends on the seed only.
+        generator = torch.Generator().manual_seed(self.resolve_seed()) if shuffle else None
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
             shuffle=shuffle,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            generator=generator,
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -143,5 +167,15 @@ class InMemoryImageDataModule(L.LightningDataModule):
         images = images.float().div_(255)
         trainer = self.trainer
         if self.augmentation is not None and trainer is not None and trainer.training:
-            images = self.augmentation(images)
+            images = self.augmentation(images, generator=self.augment_generator(images.device))
         return self.normalize(images), labels
+
+    def augment_generator(self, device: torch.device) -> torch.Generator:
+        """Return the generator of the augmentation draws on ``device``, created on first use.
+
+        Each process adds its global rank to the seed, so DDP processes draw different transforms.
+        """
+        if self._augment_generator is None or self._augment_generator.device != device:
+            rank = self.trainer.global_rank if self.trainer is not None else 0
+            self._augment_generator = torch.Generator(device=device).manual_seed(self.resolve_seed() + rank)
+        return self._augment_generator
