@@ -44,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
             "--data.* are passed to every run."
         ),
     )
+
+    # What to compare.
     parser.add_argument(
         "--heads",
         nargs="+",
@@ -66,12 +68,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="LABEL",
         help="one name per head for the table and the run folders (default: the config file names)",
     )
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0], metavar="SEED", help="seeds to run (default: 0)")
+
+    parser.add_argument(
+        "--seeds", nargs="+", type=int, default=[0], metavar="SEED", help="seeds to run (default: 0)"
+    )
     parser.add_argument(
         "--baseline",
         metavar="LABEL",
         help="head that the error-rate reduction is measured against (default: the last head)",
     )
+
+    # Where the results go, and how the runs are named and bounded.
     parser.add_argument(
         "--output",
         type=Path,
@@ -91,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="stop a run that takes longer than this many seconds and mark it failed (default: no limit)",
     )
+
     parser.add_argument(
         "--report-only",
         action="store_true",
@@ -123,7 +131,9 @@ def check_options(options: argparse.Namespace, forwarded: list[str]) -> None:
     if options.baseline is None:
         options.baseline = options.labels[-1]
     if options.baseline not in options.labels:
-        raise ComparisonError(f"--baseline {options.baseline!r} is not one of the head labels {options.labels}.")
+        raise ComparisonError(
+            f"--baseline {options.baseline!r} is not one of the head labels {options.labels}."
+        )
 
     for argument in forwarded:
         if not argument.startswith("--"):
@@ -137,7 +147,9 @@ def check_options(options: argparse.Namespace, forwarded: list[str]) -> None:
             )
 
 
-def run_one(options: argparse.Namespace, label: str, head_config: Path, seed: int, forwarded: list[str]) -> None:
+def run_one(
+    options: argparse.Namespace, label: str, head_config: Path, seed: int, forwarded: list[str]
+) -> None:
     """Run one (head, seed) pair in a child process, keeping its output in ``output.log``."""
     runs_dir = options.output / "runs"
     run_dir = run_directory(runs_dir, label, seed)
@@ -161,7 +173,9 @@ def run_one(options: argparse.Namespace, label: str, head_config: Path, seed: in
         log.write(shlex.join(command) + "\n")
         log.flush()
         try:
-            subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, timeout=options.run_timeout, check=False)
+            subprocess.run(
+                command, stdout=log, stderr=subprocess.STDOUT, timeout=options.run_timeout, check=False
+            )
         except subprocess.TimeoutExpired:
             log.write(f"\nThe run was stopped after the --run-timeout of {options.run_timeout} seconds.\n")
 
@@ -171,7 +185,8 @@ def rewrite_report(output: Path) -> int:
     context_path = output / CONTEXT_FILE
     if not context_path.is_file():
         raise ComparisonError(
-            f"{str(context_path)!r} not found; --report-only needs the --output folder of an earlier comparison."
+            f"{str(context_path)!r} not found. --report-only needs the --output folder of an earlier "
+            "comparison."
         )
     context = json.loads(context_path.read_text())
     planned = [(seed, label) for seed in context["seeds"] for label in context["labels"]]
@@ -196,15 +211,19 @@ def compare(argv: list[str]) -> int:
         "command": "python -m spinal_lightning compare " + shlex.join(argv),
         "machine": describe_machine(),
         "labels": options.labels,
-        "head_configs": {label: str(path) for label, path in zip(options.labels, options.heads)},
+        "head_configs": {label: str(path) for label, path in zip(options.labels, options.heads, strict=True)},
         "base_configs": [str(path) for path in options.config],
         "seeds": options.seeds,
         "baseline": options.baseline,
     }
     (options.output / CONTEXT_FILE).write_text(json.dumps(context, indent=2) + "\n")
 
-    # Seeds are the outer loop, so an interrupted comparison still holds complete seed pairs.
-    pairs = [(seed, label, head) for seed in options.seeds for label, head in zip(options.labels, options.heads)]
+    # Seeds are the outer loop, so an interrupted comparison still has every head for its first seeds.
+    pairs = [
+        (seed, label, head)
+        for seed in options.seeds
+        for label, head in zip(options.labels, options.heads, strict=True)
+    ]
     for index, (seed, label, head_config) in enumerate(pairs, start=1):
         started = time.perf_counter()
         print(f"[{index}/{len(pairs)}] {label} seed {seed}: running", flush=True)
@@ -215,7 +234,10 @@ def compare(argv: list[str]) -> int:
         latest = results[-1]
         outcome = f"test acc {100 * latest['test_acc']:.2f}%" if latest["status"] == "ok" else latest["error"]
         elapsed = time.perf_counter() - started
-        print(f"[{index}/{len(pairs)}] {label} seed {seed}: {latest['status']}, {outcome} ({elapsed:.0f} s)", flush=True)
+        print(
+            f"[{index}/{len(pairs)}] {label} seed {seed}: {latest['status']}, {outcome} ({elapsed:.0f} s)",
+            flush=True,
+        )
         write_report(options.output, results, context)
 
     failed = [result for result in results if result["status"] != "ok"]

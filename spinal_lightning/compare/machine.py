@@ -32,7 +32,9 @@ def describe_machine() -> dict[str, str]:
     return {
         "cpu": cpu_model(),
         # The cores this process may use, which is what bounds training speed in a container.
-        "cpu_cores": str(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()),
+        "cpu_cores": str(
+            len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        ),
         "gpu": accelerator,
         "software": (
             f"Python {platform.python_version()}, torch {torch.__version__}, "

@@ -26,10 +26,10 @@ def plot_accuracy_against_head_params(
 
     figure, axes = plt.subplots(figsize=(6.4, 4.4), layout="constrained")
     for row in plotted:
-        seeds = [r for r in results if r["label"] == row["label"] and r["status"] == "ok"]
+        seeds = [run for run in results if run["label"] == row["label"] and run["status"] == "ok"]
         axes.scatter(
             [row["head_params"]] * len(seeds),
-            [100 * r["test_acc"] for r in seeds],
+            [100 * run["test_acc"] for run in seeds],
             s=14,
             alpha=0.45,
             color="grey",
@@ -61,6 +61,7 @@ def plot_accuracy_against_head_params(
         axes.set_xlim(min(counts) - 0.3 * span, max(counts) + 0.5 * span)
     axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
 
+    axes.margins(y=0.15)
     axes.set_xlabel("head parameters")
     axes.set_ylabel("test accuracy (%)")
     axes.set_title(title)

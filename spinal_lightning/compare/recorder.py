@@ -51,7 +51,9 @@ class ComparisonRecorder(L.Callback):
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.validation_seconds += time.perf_counter() - self._validation_start
 
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int
+    ) -> None:
         images, labels = batch[0], batch[1]
         self.train_samples += len(labels)
 

@@ -65,7 +65,7 @@ RUN_COLUMNS = (
     "error",
 )
 
-# Pixel sums of the same augmented batch agree to float64 rounding; 1e-9 relative allows for that.
+# Pixel sums of the same augmented batch agree up to float64 rounding, which 1e-9 relative covers.
 PIXEL_SUM_TOLERANCE = 1e-9
 
 
@@ -79,7 +79,7 @@ def last_output_line(run_dir: Path) -> str:
 
 
 def load_results(runs_dir: Path, planned: list[tuple[int, str]]) -> list[dict[str, Any]]:
-    """Read the result of every planned ``(seed, label)`` run; a run without one counts as failed."""
+    """Read the result of every planned ``(seed, label)`` run. A run without a result counts as failed."""
     results = []
     for seed, label in planned:
         run_dir = run_directory(runs_dir, label, seed)
@@ -101,7 +101,7 @@ def mean_or_none(values: list[float]) -> float | None:
 
 
 def std_or_none(values: list[float]) -> float | None:
-    """Sample standard deviation; ``None`` for fewer than two values."""
+    """Return the sample standard deviation, or ``None`` for fewer than two values."""
     return statistics.stdev(values) if len(values) >= 2 else None
 
 
@@ -112,19 +112,23 @@ def first_value(results: list[dict[str, Any]], key: str) -> Any:
 
 def summarize(results: list[dict[str, Any]], labels: list[str], baseline: str) -> list[dict[str, Any]]:
     """Aggregate the runs into one row per head, in the order of ``labels``."""
-    ok_by_label = {label: [r for r in results if r["label"] == label and r["status"] == "ok"] for label in labels}
-    baseline_acc = {r["seed"]: r["test_acc"] for r in ok_by_label[baseline]}
+    ok_by_label = {
+        label: [run for run in results if run["label"] == label and run["status"] == "ok"] for label in labels
+    }
+    baseline_acc = {run["seed"]: run["test_acc"] for run in ok_by_label[baseline]}
     baseline_error = 1 - mean_or_none(list(baseline_acc.values())) if baseline_acc else None
-    baseline_head_params = first_value([r for r in results if r["label"] == baseline], "head_params")
+    baseline_head_params = first_value([run for run in results if run["label"] == baseline], "head_params")
 
     rows = []
     for label in labels:
-        runs = [r for r in results if r["label"] == label]
+        runs = [run for run in results if run["label"] == label]
         ok = ok_by_label[label]
-        accuracies = [r["test_acc"] for r in ok]
+        accuracies = [run["test_acc"] for run in ok]
         # Differences to the baseline are paired by seed, which removes the variation that the
         # seed causes in both heads alike (batch order, augmentation).
-        differences = [r["test_acc"] - baseline_acc[r["seed"]] for r in ok if r["seed"] in baseline_acc]
+        differences = [
+            run["test_acc"] - baseline_acc[run["seed"]] for run in ok if run["seed"] in baseline_acc
+        ]
         head_params = first_value(runs, "head_params")
 
         row: dict[str, Any] = {
@@ -134,7 +138,7 @@ def summarize(results: list[dict[str, Any]], labels: list[str], baseline: str) -
             "runs_total": len(runs),
             "test_acc_mean": mean_or_none(accuracies),
             "test_acc_std": std_or_none(accuracies),
-            "test_acc_per_seed": ";".join(f"{r['seed']}:{r['test_acc']:.4f}" for r in ok),
+            "test_acc_per_seed": ";".join(f"{run['seed']}:{run['test_acc']:.4f}" for run in ok),
             "acc_difference_mean": mean_or_none(differences) if label != baseline else None,
             "acc_difference_std": std_or_none(differences) if label != baseline else None,
             "error_rate_mean": 1 - mean_or_none(accuracies) if accuracies else None,
@@ -148,9 +152,9 @@ def summarize(results: list[dict[str, Any]], labels: list[str], baseline: str) -
             "epochs": first_value(ok, "epochs"),
             "steps": first_value(ok, "steps"),
             "train_samples": first_value(ok, "train_samples"),
-            "train_seconds_mean": mean_or_none([r["train_seconds"] for r in ok]),
-            "fit_seconds_mean": mean_or_none([r["fit_seconds"] for r in ok]),
-            "images_per_second_mean": mean_or_none([r["images_per_second"] for r in ok]),
+            "train_seconds_mean": mean_or_none([run["train_seconds"] for run in ok]),
+            "fit_seconds_mean": mean_or_none([run["fit_seconds"] for run in ok]),
+            "images_per_second_mean": mean_or_none([run["images_per_second"] for run in ok]),
         }
         if row["error_rate_mean"] is not None and baseline_error:
             row["error_rate_reduction"] = (baseline_error - row["error_rate_mean"]) / baseline_error
@@ -161,8 +165,8 @@ def summarize(results: list[dict[str, Any]], labels: list[str], baseline: str) -
 def check_batch_order(results: list[dict[str, Any]]) -> list[str]:
     """Return one line per seed saying whether all heads saw the same first training batches."""
     lines = []
-    for seed in sorted({r["seed"] for r in results}):
-        ok = [r for r in results if r["seed"] == seed and r["status"] == "ok"]
+    for seed in sorted({run["seed"] for run in results}):
+        ok = [run for run in results if run["seed"] == seed and run["status"] == "ok"]
         if len(ok) < 2:
             lines.append(f"seed {seed}: fewer than two successful runs, nothing to compare")
             continue
@@ -172,8 +176,11 @@ def check_batch_order(results: list[dict[str, Any]]) -> list[str]:
         for result in ok[1:]:
             same_labels = result["first_batch_labels"] == reference["first_batch_labels"]
             same_pixels = all(
-                math.isclose(a, b, rel_tol=PIXEL_SUM_TOLERANCE)
-                for a, b in zip(result["first_batch_pixel_sums"], reference["first_batch_pixel_sums"])
+                math.isclose(pixel_sum, reference_sum, rel_tol=PIXEL_SUM_TOLERANCE)
+                # A shorter list of sums means fewer recorded batches, which the labels already catch.
+                for pixel_sum, reference_sum in zip(
+                    result["first_batch_pixel_sums"], reference["first_batch_pixel_sums"], strict=False
+                )
             )
             if not (same_labels and same_pixels):
                 differing.append(result["label"])
@@ -194,9 +201,9 @@ def check_batch_order(results: list[dict[str, Any]]) -> list[str]:
 
 def check_settings(results: list[dict[str, Any]]) -> list[str]:
     """Return the config keys, besides the head and the logger, whose values differ between runs."""
-    ok = [r for r in results if r["status"] == "ok" and "settings" in r]
-    keys = sorted({key for r in ok for key in r["settings"]})
-    return [key for key in keys if len({r["settings"].get(key) for r in ok}) > 1]
+    ok = [run for run in results if run["status"] == "ok" and "settings" in run]
+    keys = sorted({key for run in ok for key in run["settings"]})
+    return [key for key in keys if len({run["settings"].get(key) for run in ok}) > 1]
 
 
 def format_percent(value: float | None, digits: int = 2, signed: bool = False) -> str:
@@ -258,15 +265,18 @@ def summary_markdown(rows: list[dict[str, Any]], baseline: str) -> str:
 
 def runs_markdown(results: list[dict[str, Any]]) -> str:
     """Return the per-run table as Markdown; a failed run shows its error."""
-    lines = ["| head | seed | status | test acc % | train time s | train images/s | error |", "|---|---|---|---|---|---|---|"]
-    for r in results:
-        ok = r["status"] == "ok"
-        error = str(r.get("error", "")).replace("|", "\\|")
+    lines = [
+        "| head | seed | status | test acc % | train time s | train images/s | error |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for run in results:
+        ok = run["status"] == "ok"
+        error = str(run.get("error", "")).replace("|", "\\|")
         lines.append(
-            f"| {r['label']} | {r['seed']} | {r['status'].upper() if not ok else 'ok'} "
-            f"| {format_percent(r['test_acc']) if ok else 'n/a'} "
-            f"| {format_count(r['train_seconds']) if ok else 'n/a'} "
-            f"| {format_count(r['images_per_second']) if ok else 'n/a'} | {error} |"
+            f"| {run['label']} | {run['seed']} | {run['status'].upper() if not ok else 'ok'} "
+            f"| {format_percent(run['test_acc']) if ok else 'n/a'} "
+            f"| {format_count(run['train_seconds']) if ok else 'n/a'} "
+            f"| {format_count(run['images_per_second']) if ok else 'n/a'} | {error} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -285,7 +295,7 @@ def setup_markdown(results: list[dict[str, Any]], context: dict[str, Any]) -> st
     budget_items = ", ".join(f"{key}={value}" for key, value in budget.items() if value is not None)
     machine = context["machine"]
     heads = ", ".join(
-        f"{label} = {first_value([r for r in results if r['label'] == label], 'head_class') or 'n/a'} "
+        f"{label} = {first_value([run for run in results if run['label'] == label], 'head_class') or 'n/a'} "
         f"(`{context['head_configs'][label]}`)"
         for label in context["labels"]
     )
@@ -316,37 +326,41 @@ def setup_markdown(results: list[dict[str, Any]], context: dict[str, Any]) -> st
 def report_markdown(
     results: list[dict[str, Any]], rows: list[dict[str, Any]], context: dict[str, Any], plot_written: bool
 ) -> str:
-    failed = [r for r in results if r["status"] != "ok"]
+    """Return ``report.md``: what was compared, setup, results, plot, fairness checks and runs."""
+    failed = [run for run in results if run["status"] != "ok"]
     differing_settings = check_settings(results)
-    parts = [
-        f"# {context['title']}\n",
+    if differing_settings:
+        settings_line = (
+            "- Config values that differ between runs, besides the head and the logger: "
+            + ", ".join(f"`{key}`" for key in differing_settings)
+        )
+    else:
+        settings_line = "- No config value differs between runs besides the head and the logger."
+
+    sections = [
+        f"# {context['title']}",
         "Test accuracy of each head on the same backbone, data split, data stream and seeds. "
         "Spread is the sample standard deviation over seeds. The accuracy difference to the "
         "baseline is paired by seed. Error-rate reduction is (baseline error - head error) / "
         "baseline error, from the mean accuracies. Parameter counts come from the built modules. "
-        "Train time is the fit time without validation; images/s counts training images.\n",
-        "## Setup\n",
-        setup_markdown(results, context),
-        "## Results\n",
-        summary_markdown(rows, context["baseline"]),
+        "Train time is the fit time without validation, and images/s counts training images "
+        "per second of it.",
+        "## Setup",
+        setup_markdown(results, context).rstrip(),
+        "## Results",
+        summary_markdown(rows, context["baseline"]).rstrip(),
     ]
     if failed:
-        parts.append(f"\n{len(failed)} of {len(results)} runs FAILED; see the runs table below.\n")
+        sections.append(f"{len(failed)} of {len(results)} runs FAILED; see the runs table below.")
     if plot_written:
-        parts.append(f"\n![Test accuracy against head parameters]({PLOT_FILE})\n")
-    parts += [
-        "\n## Fairness checks\n",
-        "\n".join(f"- {line}" for line in check_batch_order(results)) + "\n",
-        (
-            f"- Config values that differ between runs, besides the head and the logger: "
-            f"{', '.join(f'`{key}`' for key in differing_settings)}\n"
-            if differing_settings
-            else "- No config value differs between runs besides the head and the logger.\n"
-        ),
-        "\n## Runs\n",
-        runs_markdown(results),
+        sections.append(f"![Test accuracy against head parameters]({PLOT_FILE})")
+    sections += [
+        "## Fairness checks",
+        "\n".join(f"- {line}" for line in check_batch_order(results)) + "\n" + settings_line,
+        "## Runs",
+        runs_markdown(results).rstrip(),
     ]
-    return "\n".join(parts)
+    return "\n\n".join(sections) + "\n"
 
 
 def write_report(output: Path, results: list[dict[str, Any]], context: dict[str, Any]) -> None:

@@ -32,6 +32,7 @@ def run_directory(runs_dir: Path, label: str, seed: int) -> Path:
     """Return the folder of one run: ``<runs_dir>/<label>/seed<seed>``."""
     return runs_dir / label / f"seed{seed}"
 
+
 # Config keys that may differ between the heads of a fair comparison: the head itself, where the
 # run writes, and the list of config files it was read from.
 PER_HEAD_KEYS = ("model.head", "trainer.logger", "trainer.default_root_dir", "config")
