@@ -17,6 +17,7 @@ from spinal_lightning.compare.report import (
     check_settings,
     load_results,
     summarize,
+    summary_markdown,
     write_report,
 )
 from spinal_lightning.compare.single_run import ComparisonRunCLI
@@ -239,7 +240,7 @@ def test_report_with_all_runs_of_a_head_failed(tmp_path):
     write_report(tmp_path, [failed, *load_results(tmp_path / "runs", [(0, "fc")])], context)
 
     report = (tmp_path / "report.md").read_text()
-    assert "| spinal | n/a | 0 of 1 | failed |" in report
+    assert "| spinal | n/a | 0 of 1 | FAILED | n/a | n/a |" in report
     assert "| spinal | 0 | FAILED | n/a | n/a | n/a | RuntimeError: out of memory |" in report
     assert "1 of 2 runs FAILED" in report
     assert (tmp_path / "accuracy_vs_head_params.png").is_file()
@@ -307,3 +308,10 @@ def test_wandb_logger_named_for_comparison(tmp_path):
     assert settings["group"] == "my-comparison"
     assert settings["job_type"] == "spinal"
     assert settings["dir"] == str(tmp_path / "spinal" / "seed2")
+
+
+def test_summary_marks_head_not_run_yet():
+    rows = summarize([fake_result("fc", 0, 0.9, 150)], ["spinal", "fc"], baseline="fc")
+    table = summary_markdown(rows, baseline="fc")
+    assert "| spinal | n/a | 0 of 0 | not run yet | n/a | n/a |" in table
+    assert "| fc | FCHead | 1 of 1 | 90.00 | baseline | baseline |" in table

@@ -218,7 +218,7 @@ def format_count(value: float | None) -> str:
 
 def format_mean_std(mean: float | None, std: float | None, signed: bool = False) -> str:
     if mean is None:
-        return "failed"
+        return "n/a"
     text = format_percent(mean, signed=signed)
     return f"{text} ± {format_percent(std)}" if std is not None else text
 
@@ -227,6 +227,15 @@ def budget_text(row: dict[str, Any]) -> str:
     if row["epochs"] is None:
         return "n/a"
     return f"{row['epochs']} epoch(s), {row['steps']:,} steps, {row['train_samples']:,} images"
+
+
+def accuracy_text(row: dict[str, Any]) -> str:
+    """Return the accuracy cell of a head: mean ± std, or why there is none."""
+    if row["runs_total"] == 0:
+        return "not run yet"
+    if row["runs_ok"] == 0:
+        return "FAILED"
+    return format_mean_std(row["test_acc_mean"], row["test_acc_std"])
 
 
 def summary_markdown(rows: list[dict[str, Any]], baseline: str) -> str:
@@ -249,7 +258,7 @@ def summary_markdown(rows: list[dict[str, Any]], baseline: str) -> str:
             row["label"],
             row["head_class"] or "n/a",
             f"{row['runs_ok']} of {row['runs_total']}",
-            format_mean_std(row["test_acc_mean"], row["test_acc_std"]),
+            accuracy_text(row),
             difference,
             reduction,
             format_count(row["head_params"]),
