@@ -273,6 +273,7 @@ def test_settings_check_lists_differing_keys():
         (["--heads", "{head}", "--seeds", "1", "1"], "repeats a seed"),
         (["--heads", "{head}", "--baseline", "other"], "--baseline 'other' is not one of"),
         (["--heads", "{head}", "--seed_everything=3"], "Unknown argument '--seed_everything=3'"),
+        (["--heads", "{head}", "--seed", "3"], "Unknown argument '--seed'"),
         ([], "No head configs given"),
     ],
 )

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -37,6 +38,8 @@ class ComparisonError(Exception):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m spinal_lightning compare",
+        # Without this, a mistyped --seed would silently mean --seeds.
+        allow_abbrev=False,
         description=(
             "Train each head config with each seed (fit, then test), sequentially, and write a "
             "results table (Markdown and CSV), a plot of test accuracy against head parameters "
@@ -247,6 +250,8 @@ def compare(argv: list[str]) -> int:
 
 def main(argv: list[str]) -> None:
     """Entry point of ``python -m spinal_lightning compare``."""
+    # SIGTERM becomes SystemExit, so subprocess.run kills the running child instead of orphaning it.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
         code = compare(argv)
     except ComparisonError as error:
