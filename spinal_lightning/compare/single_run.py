@@ -123,8 +123,14 @@ def count_parameters(module) -> int:
     return sum(parameter.numel() for parameter in module.parameters())
 
 
-def fit_and_test(label: str, seed: int, runs_dir: Path, group: str, cli_args: list[str]) -> dict[str, Any]:
-    """Train and test one head with one seed, and return what the comparison table needs."""
+def fit_and_test(
+    label: str, seed: int, runs_dir: Path, group: str, cli_args: list[str], result: dict[str, Any]
+) -> None:
+    """Train and test one head with one seed, and store what the comparison table needs in ``result``.
+
+    ``result`` is filled step by step, so a run that fails during training keeps its parameter
+    counts and settings.
+    """
     recorder = ComparisonRecorder()
     cli = ComparisonRunCLI(
         SpinalClassifier,
@@ -143,17 +149,19 @@ def fit_and_test(label: str, seed: int, runs_dir: Path, group: str, cli_args: li
     model, datamodule, trainer = cli.model, cli.datamodule, cli.trainer
     config = cli.config.as_dict()
 
-    result: dict[str, Any] = {
-        "head_class": type(model.head).__name__,
-        "backbone_class": type(model.backbone).__name__,
-        "datamodule_class": type(datamodule).__name__,
-        "head_params": count_parameters(model.head),
-        "backbone_params": count_parameters(model.backbone),
-        "total_params": count_parameters(model),
-        "batch_size": getattr(datamodule, "batch_size", None),
-        "budget": {key: config["trainer"].get(key) for key in BUDGET_KEYS},
-        "settings": shared_settings(config),
-    }
+    result.update(
+        {
+            "head_class": type(model.head).__name__,
+            "backbone_class": type(model.backbone).__name__,
+            "datamodule_class": type(datamodule).__name__,
+            "head_params": count_parameters(model.head),
+            "backbone_params": count_parameters(model.backbone),
+            "total_params": count_parameters(model),
+            "batch_size": getattr(datamodule, "batch_size", None),
+            "budget": {key: config["trainer"].get(key) for key in BUDGET_KEYS},
+            "settings": shared_settings(config),
+        }
+    )
 
     trainer.fit(model, datamodule=datamodule)
 
@@ -179,7 +187,6 @@ def fit_and_test(label: str, seed: int, runs_dir: Path, group: str, cli_args: li
         first_batch_labels=recorder.first_batch_labels,
         first_batch_pixel_sums=recorder.first_batch_pixel_sums,
     )
-    return result
 
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
@@ -201,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, Any] = {"label": options.label, "seed": options.seed, "cli_args": cli_args}
 
     try:
-        result.update(fit_and_test(options.label, options.seed, options.runs_dir, options.group, cli_args))
+        fit_and_test(options.label, options.seed, options.runs_dir, options.group, cli_args, result)
         result["status"] = "ok"
     except (Exception, SystemExit) as error:
         # jsonargparse exits with SystemExit on an invalid config; its message is on stderr, which
