@@ -55,6 +55,7 @@ class ComparisonRecorder(L.Callback):
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int
     ) -> None:
         images, labels = batch[0], batch[1]
+        # NOTE: under DDP this counts the batches of this process only, and comparisons run on one device.
         self.train_samples += len(labels)
 
         if trainer.current_epoch == 0 and len(self.first_batch_labels) < self.num_recorded_batches:

@@ -310,18 +310,17 @@ def setup_markdown(results: list[dict[str, Any]], context: dict[str, Any]) -> st
     )
     lines = [
         f"- Data: {first_value(results, 'datamodule_class') or 'n/a'}, batch size "
-        f"{first_value(results, 'batch_size') or 'n/a'}; the training, validation and test sets are "
-        "the same for every run.",
+        f"{first_value(results, 'batch_size') or 'n/a'}.",
         f"- Backbone: {first_value(results, 'backbone_class') or 'n/a'}, "
         f"{format_count(first_value(results, 'backbone_params'))} parameters.",
         f"- Heads: {heads}. Baseline: {context['baseline']}.",
         f"- Base configs: {', '.join(f'`{path}`' for path in context['base_configs']) or 'none'}.",
-        f"- Seeds: {', '.join(map(str, context['seeds']))}. Both the weights and the data stream "
-        "(batch order, augmentation) follow the seed.",
+        f"- Seeds: {', '.join(map(str, context['seeds']))}. The weights and the data stream (batch "
+        "order, augmentation) follow the seed, the stream unless the config sets data.init_args.seed.",
         f"- Training budget (trainer settings): {budget_items or 'n/a'}.",
         f"- Test accuracy is measured on the {first_value(results, 'test_weights') or 'n/a'}.",
-        f"- Machine: {machine['cpu']}, {machine['cpu_cores']} CPU cores, GPU: {machine['gpu']}; "
-        f"{machine['software']}; {machine['date']}.",
+        f"- Machine: {machine['cpu']}, {machine['cpu_cores']} CPU cores, GPU: {machine['gpu']}. "
+        f"Software: {machine['software']}. Started {machine['date']}.",
         "",
         "Command:",
         "",

@@ -37,7 +37,7 @@ def run_directory(runs_dir: Path, label: str, seed: int) -> Path:
 # run writes, and the list of config files it was read from.
 PER_HEAD_KEYS = ("model.head", "trainer.logger", "trainer.default_root_dir", "config")
 
-# Trainer settings that bound how long a run trains; the report states them.
+# Trainer settings that bound how long a run trains. The report states them.
 BUDGET_KEYS = (
     "max_epochs",
     "max_steps",
@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         fit_and_test(options.label, options.seed, options.runs_dir, options.group, cli_args, result)
         result["status"] = "ok"
     except (Exception, SystemExit) as error:
-        # jsonargparse exits with SystemExit on an invalid config; its message is on stderr, which
+        # jsonargparse exits with SystemExit on an invalid config. Its message goes to stderr, which
         # the comparison keeps in the run's output.log.
         traceback.print_exc()
         result["status"] = "failed"

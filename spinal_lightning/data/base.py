@@ -128,7 +128,10 @@ class InMemoryImageDataModule(L.LightningDataModule):
             raise RuntimeError(f"{type(self).__name__}.setup() must run before its dataloaders are requested.")
 
         # The sampler advances this generator once per epoch, so every epoch gets a new order
-        # that depends on the seed only.
+        # that depends on the seed only. Under DDP, Lightning replaces the sampler with a
+        # DistributedSampler seeded from PL_GLOBAL_SEED, so the order still follows the seed.
+        # NOTE: a fit resumed from a checkpoint restarts this generator at the seed, so its first
+        # epoch repeats the order of epoch 0.
         generator = torch.Generator().manual_seed(self.resolve_seed()) if shuffle else None
         return DataLoader(
             dataset,
