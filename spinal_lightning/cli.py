@@ -87,6 +87,12 @@ class SpinalCLI(LightningCLI):
 
 def main(args: list[str] | None = None) -> None:
     """Run the CLI; a user error (bad value, missing data) ends with one message and exit code 1."""
+    # The head comparison is a command of its own that starts one fit + test run per head and seed.
+    command_line = sys.argv[1:] if args is None else args
+    if command_line[:1] == ["compare"]:
+        from spinal_lightning.compare import main as compare_main
+
+        return compare_main(command_line[1:])
     try:
         SpinalCLI(
             SpinalClassifier,

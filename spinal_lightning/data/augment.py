@@ -129,20 +129,20 @@ class BatchAugment(nn.Module):
         entries = torch.linalg.solve(system, targets)
         return torch.cat([entries, torch.ones(batch_size, 1, device=device)], dim=1).view(batch_size, 3, 3)
 
-    def apply_perspective(self, grid: torch.Tensor) -> torch.Tensor:
+    def apply_perspective(self, grid: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Send a sampling grid (N, H, W, 2) through a random perspective map per image.
 
         Composing the maps on the grid keeps a single ``grid_sample`` per batch: the affine part
         (rotation, crop, flip) acts on the output first, then the perspective distortion, the
         order of ``RandomPerspective`` followed by ``RandomRotation``.
         """
-        homographies = self.sample_homographies(grid.shape[0], grid.device).to(grid.dtype)
+        homographies = self.sample_homographies(grid.shape[0], grid.device, generator).to(grid.dtype)
         points = torch.cat([grid, torch.ones_like(grid[..., :1])], dim=-1).flatten(1, 2)
         mapped = points @ homographies.transpose(1, 2)
         mapped = mapped[..., :2] / mapped[..., 2:].clamp(min=1e-6)
         return mapped.view_as(grid)
 
-    def apply_shift(self, grid: torch.Tensor) -> torch.Tensor:
+    def apply_shift(self, grid: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Move a sampling grid (N, H, W, 2) by a random whole number of pixels per image and axis.
 
         One pixel is 2 / side in the normalised coordinates, so the shifted grid still lands on
@@ -150,20 +150,22 @@ class BatchAugment(nn.Module):
         """
         batch_size, height, width = grid.shape[:3]
         span = 2 * self.max_shift_pixels + 1
-        pixels = torch.randint(0, span, (batch_size, 1, 1, 2), device=grid.device) - self.max_shift_pixels
+        shape = (batch_size, 1, 1, 2)
+        pixels = torch.randint(0, span, shape, device=grid.device, generator=generator) - self.max_shift_pixels
         step = torch.tensor([2.0 / width, 2.0 / height], device=grid.device, dtype=grid.dtype)
         return grid + pixels.to(grid.dtype) * step
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Transform every image of ``images``, drawing from ``generator`` (on the images' device)."""
         affine_off = self.rotation_degrees == 0 and self.crop_scale is None and self.hflip_probability == 0
         if affine_off and self.perspective_distortion == 0 and self.max_shift_pixels == 0:
             return images
-        matrices = self.sample_matrices(images.shape[0], images.device).to(images.dtype)
+        matrices = self.sample_matrices(images.shape[0], images.device, generator).to(images.dtype)
         grid = F.affine_grid(matrices, list(images.shape), align_corners=False)
         if self.perspective_distortion > 0:
-            grid = self.apply_perspective(grid)
+            grid = self.apply_perspective(grid, generator)
         if self.max_shift_pixels > 0:
-            grid = self.apply_shift(grid)
+            grid = self.apply_shift(grid, generator)
         return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
     def extra_repr(self) -> str:

@@ -64,6 +64,11 @@ class ImageDataModule(L.LightningDataModule):
             order; an integer pins the split across seeds. Without either, ``DEFAULT_SPLIT_SEED``.
         num_workers: DataLoader worker processes.
         download: download the data when it is not found locally.
+        seed: seed of the training batch order (and, for in-memory data, the augmentation draws).
+            These use their own generators, so two models trained with the same seed see the same
+            batches in the same order, however differently their layers draw from torch's global
+            generator (dropout, weight init). ``None`` takes the ``seed_everything`` value
+            (Lightning stores it in ``PL_GLOBAL_SEED``) or, without one, a random seed.
     """
 
     name: str = "dataset"
@@ -84,6 +89,7 @@ class ImageDataModule(L.LightningDataModule):
         split_seed: int | None = None,
         num_workers: int = 0,
         download: bool = False,
+        seed: int | None = None,
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -100,6 +106,7 @@ class ImageDataModule(L.LightningDataModule):
         self.split_seed = split_seed
         self.num_workers = num_workers
         self.download = download
+        self.seed = seed
 
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
@@ -129,6 +136,15 @@ class ImageDataModule(L.LightningDataModule):
         global_seed = os.environ.get("PL_GLOBAL_SEED")
         return int(global_seed) if global_seed is not None else self.DEFAULT_SPLIT_SEED
 
+    def resolve_seed(self) -> int:
+        """Return ``seed``, else the ``seed_everything`` value, else a seed drawn at random."""
+        if self.seed is not None:
+            return self.seed
+        global_seed = os.environ.get("PL_GLOBAL_SEED")
+        if global_seed is not None:
+            return int(global_seed)
+        return int(torch.empty((), dtype=torch.int64).random_().item())
+
     def device_batch_size(self) -> int:
         """Return the batch size of one process: ``batch_size``, or the global batch split evenly."""
         if self.global_batch_size is None:
@@ -151,6 +167,13 @@ class ImageDataModule(L.LightningDataModule):
             )
         # Under DDP, evaluation loaders shard without padding, so each sample is counted once.
         sampler = None if shuffle else evaluation_sampler(dataset, self.trainer)
+
+        # The sampler advances this generator once per epoch, so every epoch gets a new order
+        # that depends on the seed only. Under DDP, Lightning replaces the sampler with a
+        # DistributedSampler seeded from PL_GLOBAL_SEED, so the order still follows the seed.
+        # NOTE: a fit resumed from a checkpoint restarts this generator at the seed, so its first
+        # epoch repeats the order of epoch 0.
+        generator = torch.Generator().manual_seed(self.resolve_seed()) if shuffle else None
         return DataLoader(
             dataset,
             batch_size=self.device_batch_size(),
@@ -158,6 +181,7 @@ class ImageDataModule(L.LightningDataModule):
             sampler=sampler,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            generator=generator,
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -215,6 +239,7 @@ class InMemoryImageDataModule(ImageDataModule):
         download: bool = False,
         imagenet_transforms: bool = False,
         image_size: int | None = None,
+        seed: int | None = None,
     ) -> None:
         super().__init__(
             data_dir=data_dir,
@@ -224,6 +249,7 @@ class InMemoryImageDataModule(ImageDataModule):
             split_seed=split_seed,
             num_workers=num_workers,
             download=download,
+            seed=seed,
         )
         if image_size is not None and image_size < 1:
             raise ValueError(f"image_size must be a positive number of pixels or null, got {image_size!r}.")
@@ -237,6 +263,7 @@ class InMemoryImageDataModule(ImageDataModule):
         if imagenet_transforms:
             self.mean, self.std = imagenet_statistics(self.in_channels)
         self.augmentation = (augmentation or self.default_augmentation()) if augment else None
+        self._augment_generator: torch.Generator | None = None
 
     def default_augmentation(self) -> BatchAugment | None:
         """Return the training augmentation used when none is configured."""
@@ -283,5 +310,15 @@ class InMemoryImageDataModule(ImageDataModule):
         images = images.float().div_(255)
         trainer = self.trainer
         if self.augmentation is not None and trainer is not None and trainer.training:
-            images = self.augmentation(images)
+            images = self.augmentation(images, generator=self.augment_generator(images.device))
         return self.normalize(self.resize(images)), labels
+
+    def augment_generator(self, device: torch.device) -> torch.Generator:
+        """Return the generator of the augmentation draws on ``device``, created on first use.
+
+        Each process adds its global rank to the seed, so DDP processes draw different transforms.
+        """
+        if self._augment_generator is None or self._augment_generator.device != device:
+            rank = self.trainer.global_rank if self.trainer is not None else 0
+            self._augment_generator = torch.Generator(device=device).manual_seed(self.resolve_seed() + rank)
+        return self._augment_generator

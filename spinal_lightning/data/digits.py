@@ -43,6 +43,7 @@ class DigitsDataModule(InMemoryImageDataModule):
         augment: bool = True,
         augmentation: BatchAugment | None = None,
         download: bool = False,
+        seed: int | None = None,
         imagenet_transforms: bool = False,
         image_size: int | None = None,
         test_size: int | float = 0.2,
@@ -59,6 +60,7 @@ class DigitsDataModule(InMemoryImageDataModule):
             augment=augment,
             augmentation=augmentation,
             download=download,
+            seed=seed,
             imagenet_transforms=imagenet_transforms,
             image_size=image_size,
         )

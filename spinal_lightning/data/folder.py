@@ -145,6 +145,7 @@ class ImageFolderDataModule(ImageDataModule):
         split_seed: int | None = None,
         num_workers: int = 4,
         download: bool = False,
+        seed: int | None = None,
         augment: bool = True,
         transforms: ImageTransforms | None = None,
         image_size: int = 224,
@@ -164,6 +165,7 @@ class ImageFolderDataModule(ImageDataModule):
             split_seed=split_seed,
             num_workers=num_workers,
             download=download,
+            seed=seed,
         )
         if in_channels not in (1, 3):
             raise ValueError(f"in_channels must be 1 (grey) or 3 (RGB), got {in_channels!r}.")
@@ -373,6 +375,7 @@ class Caltech101DataModule(ImageFolderDataModule):
         split_seed: int | None = None,
         num_workers: int = 4,
         download: bool = False,
+        seed: int | None = None,
         augment: bool = True,
         transforms: ImageTransforms | None = None,
         image_size: int = 224,
@@ -389,6 +392,7 @@ class Caltech101DataModule(ImageFolderDataModule):
             split_seed=split_seed,
             num_workers=num_workers,
             download=download,
+            seed=seed,
             augment=augment,
             transforms=transforms,
             image_size=image_size,

@@ -204,6 +204,7 @@ class EMNISTDataModule(MNISTStyleDataModule):
         augment: bool = True,
         augmentation: BatchAugment | None = None,
         download: bool = False,
+        seed: int | None = None,
         imagenet_transforms: bool = False,
         image_size: int | None = None,
         upright: bool = True,
@@ -224,6 +225,7 @@ class EMNISTDataModule(MNISTStyleDataModule):
             augment=augment,
             augmentation=augmentation,
             download=download,
+            seed=seed,
             imagenet_transforms=imagenet_transforms,
             image_size=image_size,
         )

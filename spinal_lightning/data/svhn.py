@@ -73,6 +73,7 @@ class SVHNDataModule(InMemoryImageDataModule):
         augment: bool = True,
         augmentation: BatchAugment | None = None,
         download: bool = False,
+        seed: int | None = None,
         imagenet_transforms: bool = False,
         image_size: int | None = None,
         include_extra: bool = False,
@@ -88,6 +89,7 @@ class SVHNDataModule(InMemoryImageDataModule):
             augment=augment,
             augmentation=augmentation,
             download=download,
+            seed=seed,
             imagenet_transforms=imagenet_transforms,
             image_size=image_size,
         )
