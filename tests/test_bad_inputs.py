@@ -146,7 +146,7 @@ CASES = {
             *fashion(str(w / "tiny")),
             "--data.init_args.val_size=500",
         ],
-        ["val_size=500 must be between 1 and the 120 training samples"],
+        ["val_size=500 gives 500 samples, but it must be between 1 and the 119 of the 120 training samples"],
     ),
     "missing data": (
         lambda w: ["fit", "--config", SPINAL, *TINY_FIT, *fashion(str(w / "empty"))],
