@@ -26,6 +26,10 @@ from spinal_lightning.errors import CheckpointError, CheckpointNotFoundError
 
 TEMPORARY_SUFFIX = ".partial"
 
+# File name under which Lightning 2.6's ddp_spawn launcher hands the trained weights (a bare state
+# dict, not a Lightning checkpoint) from the worker process back to the main process.
+SPAWN_WEIGHTS_NAME = ".temp.ckpt"
+
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Write checkpoints atomically (temporary file, fsync, rename) and load them weights-only."""
@@ -52,6 +56,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             checkpoint = load_with_fsspec(path, map_location=map_location, weights_only=weights_only)
         except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as error:
             raise CheckpointError(describe_load_failure(path_text, error)) from error
+        if Path(path_text).name == SPAWN_WEIGHTS_NAME:
+            return checkpoint
         if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
             keys = sorted(checkpoint)[:6] if isinstance(checkpoint, dict) else type(checkpoint).__name__
             raise CheckpointError(

@@ -9,6 +9,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
 from torch import nn
 from torchmetrics import MaxMetric, MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
@@ -71,7 +72,11 @@ class SpinalClassifier(L.LightningModule):
         label_smoothing: float = 0.0,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["backbone", "head", "optimizer", "scheduler"])
+        # Under LightningCLI the hyperparameters are the parsed config (class_path dicts), which
+        # load_from_checkpoint needs to rebuild backbone and head. Callables passed from Python
+        # cannot be stored in a weights-only checkpoint, so they are left out there.
+        from_config = _given_hyperparameters.get() is not None
+        self.save_hyperparameters(ignore=[] if from_config else ["backbone", "head", "optimizer", "scheduler"])
 
         self.backbone = backbone(in_channels=in_channels)
         if not isinstance(getattr(self.backbone, "num_features", None), int):

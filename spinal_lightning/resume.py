@@ -5,7 +5,9 @@ and a versioned logger (CSV, TensorBoard) or a new W&B run gets a fresh folder o
 ``last`` would find nothing and silently start over. Before the classes are instantiated,
 ``prepare_resume`` replaces ``last`` with the newest ``last*.ckpt`` of this logger's runs and pins
 the logger to that run: ``version`` for CSV and TensorBoard loggers, ``id`` plus
-``resume="allow"`` for ``WandbLogger``, whose checkpoint folder is named after the W&B run id.
+``resume="allow"`` for ``WandbLogger``, whose checkpoint folder is named after the W&B run id,
+and ``version`` plus ``resume="allow"`` for this project's ``WandbRunLogger``, whose run folder
+``save_dir/name/<run id>`` is named after the id as well.
 """
 
 from __future__ import annotations
@@ -13,6 +15,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from jsonargparse import Namespace
+from jsonargparse.typing import import_object
+from lightning.pytorch.loggers import WandbLogger
+
+from spinal_lightning.loggers import WandbRunLogger
 
 CHECKPOINT_FOLDER = "checkpoints"
 DEFAULT_NAME = "lightning_logs"
@@ -52,15 +58,26 @@ def first_logger(logger) -> Namespace | None:
     return None
 
 
+def logger_class(logger: Namespace) -> type:
+    """Return the class that a ``class_path`` + ``init_args`` logger config names."""
+    return import_object(logger.class_path)
+
+
 def is_wandb(logger: Namespace) -> bool:
-    return logger.class_path.rsplit(".", 1)[-1] == "WandbLogger"
+    """Tell whether the logger config names ``WandbLogger`` or a subclass of it."""
+    return issubclass(logger_class(logger), WandbLogger)
 
 
 def logger_root(logger: Namespace) -> Path:
     """Return ``<save_dir>/<name>``, the folder with one subfolder per run of this logger."""
     init_args = logger.init_args
     save_dir = init_args.get("save_dir") or init_args.get("dir") or "."
-    name = init_args.get("project") if is_wandb(logger) else init_args.get("name", DEFAULT_NAME)
+    if issubclass(logger_class(logger), WandbRunLogger):
+        name = init_args.get("name")
+    elif is_wandb(logger):
+        name = init_args.get("project")
+    else:
+        name = init_args.get("name", DEFAULT_NAME)
     return Path(save_dir) / (name or DEFAULT_NAME)
 
 
@@ -85,6 +102,10 @@ def pin_logger_to_run(logger: Namespace, run_name: str) -> None:
     integer version of a CSV or TensorBoard logger, the W&B run id for ``WandbLogger``.
     """
     init_args = logger.init_args
+    if issubclass(logger_class(logger), WandbRunLogger):
+        init_args.version = run_name
+        init_args.resume = "allow"
+        return
     if is_wandb(logger):
         init_args.id = run_name
         init_args.resume = "allow"

@@ -75,3 +75,19 @@ def read_csv_metrics(path: Path) -> dict[str, float]:
                 if value not in ("", None):
                     values[key] = float(value)
     return values
+
+
+@pytest.fixture(autouse=True)
+def finish_wandb_runs():
+    """Finish a W&B run that an in-process test left open, so the next test starts its own.
+
+    Lightning's WandbLogger leaves its run open after fit, and a later logger in the same process
+    attaches to that run instead of starting one. wandb also exports WANDB_SERVICE, which CLI
+    processes started by later tests would attach to.
+    """
+    yield
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and wandb.run is not None:
+        wandb.finish()
+        wandb.teardown()
+        os.environ.pop("WANDB_SERVICE", None)

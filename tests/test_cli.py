@@ -120,17 +120,18 @@ def test_fit_then_test_reproduces_checkpoint_accuracy(fashion_mnist_dir, tmp_pat
         f"--trainer.default_root_dir={tmp_path}",
         "--trainer.logger=CSVLogger",
         f"--trainer.logger.save_dir={tmp_path}",
+        "--trainer.logger.name=csv",
     ]
 
     fit = run_cli(["fit", "--config", config, *common], cwd=tmp_path)
     assert fit.returncode == 0, fit.stderr[-3000:]
-    checkpoints = sorted(tmp_path.glob("lightning_logs/version_0/checkpoints/epoch*.ckpt"))
+    checkpoints = sorted(tmp_path.glob("csv/version_0/checkpoints/epoch*.ckpt"))
     assert len(checkpoints) == 1
 
     test = run_cli(["test", "--config", config, *common, f"--ckpt_path={checkpoints[0]}"], cwd=tmp_path)
     assert test.returncode == 0, test.stderr[-3000:]
 
-    reported = read_csv_metrics(tmp_path / "lightning_logs/version_1/metrics.csv")["test/acc"]
+    reported = read_csv_metrics(tmp_path / "csv/version_1/metrics.csv")["test/acc"]
     recomputed = evaluate_checkpoint(checkpoints[0], batches=4, batch_size=50, data_dir=tmp_path)
     assert reported == pytest.approx(recomputed, abs=1e-6)
     assert re.search(r"test/acc\s", test.stdout)

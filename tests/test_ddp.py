@@ -195,9 +195,10 @@ def test_ddp_fit_matches_single_process(launcher, fashion_mnist_slice, tmp_path)
     assert len(wandb_runs(fit_dir)) == 1
     checkpoint_dirs = sorted(fit_dir.rglob("checkpoints"))
     assert len(checkpoint_dirs) == 1
-    assert sorted(path.name for path in fit_dir.rglob("config.yaml") if "wandb" not in path.parts) == [
-        "config.yaml"
-    ]
+    # The run folder holds the saved config, and the checkpoint callback copies it beside the
+    # checkpoints; a second process would add more copies.
+    configs = sorted(path for path in fit_dir.rglob("config.yaml") if "wandb" not in path.parts)
+    assert configs == [checkpoint_dirs[0] / "config.yaml", checkpoint_dirs[0].parent / "config.yaml"]
     assert (fit.stdout + fit.stderr).count("Total params") == 1
     assert "GLOBAL_RANK: 1, MEMBER: 2/2" in fit.stdout + fit.stderr  # a second process did run
 
@@ -271,7 +272,7 @@ def test_global_batch_size_divided_by_world_size(fashion_mnist_slice):
     datamodule.trainer = distributed_trainer(4, 0)
     datamodule.setup("fit")
 
-    assert datamodule.batch_size == 16
+    assert datamodule.device_batch_size() == 16
     assert datamodule.train_dataloader().batch_size == 16
 
 
@@ -281,7 +282,8 @@ def test_global_batch_size_without_trainer(fashion_mnist_slice):
     )
     datamodule.setup("fit")
 
-    assert datamodule.batch_size == 64
+    assert datamodule.device_batch_size() == 64
+    assert datamodule.train_dataloader().batch_size == 64
 
 
 def test_global_batch_size_not_divisible():
@@ -331,7 +333,7 @@ def test_trainer_preset_composes_with_config(preset, expected, capsys):
     assert expected <= lines
     # The preset changes the trainer's devices only; the recipe of the base config stays.
     assert "max_epochs: 200" in lines
-    assert "- class_path: lightning.pytorch.callbacks.ModelCheckpoint" in lines
+    assert "- class_path: spinal_lightning.callbacks.checkpoint.RunCheckpoint" in lines
     assert "class_path: spinal_lightning.SpinalHead" in lines
 
 

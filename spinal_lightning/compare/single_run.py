@@ -24,6 +24,7 @@ import lightning as L
 from spinal_lightning.cli import SpinalCLI
 from spinal_lightning.compare.recorder import ComparisonRecorder
 from spinal_lightning.module import SpinalClassifier
+from spinal_lightning.resume import is_wandb
 
 RESULT_FILE = "result.json"
 
@@ -81,7 +82,7 @@ class ComparisonRunCLI(SpinalCLI):
         init_args = logger.get("init_args")
         if init_args is None:
             return
-        if logger["class_path"].endswith("WandbLogger"):
+        if is_wandb(logger):
             values = {
                 "name": f"{self.run_label}-seed{self.run_seed}",
                 "group": self.run_group,
