@@ -17,6 +17,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from spinal_lightning.errors import format_user_error, is_user_error
 from spinal_lightning.module import SpinalClassifier
+from spinal_lightning.precision import SpinalTrainer
 
 
 class SpinalCLI(LightningCLI):
@@ -35,6 +36,8 @@ def main(args: list[str] | None = None) -> None:
             SpinalClassifier,
             L.LightningDataModule,
             subclass_mode_data=True,
+            # Accepts precision: auto (the default), resolved per machine before the Trainer is built.
+            trainer_class=SpinalTrainer,
             args=args,
             auto_configure_optimizers=False,
             save_config_kwargs={"overwrite": True},

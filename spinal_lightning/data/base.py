@@ -12,6 +12,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from spinal_lightning.data.augment import BatchAugment
+from spinal_lightning.data.device import DeviceTensorDataset, IndexBatch
+from spinal_lightning.data.pil import PILImageDataset, build_pil_transform
+
+PIPELINES = ("tensor", "pil")
 
 
 class InMemoryImageDataModule(L.LightningDataModule):
@@ -32,6 +36,12 @@ class InMemoryImageDataModule(L.LightningDataModule):
         augment: apply ``augmentation`` to training batches.
         augmentation: the training augmentation; ``None`` uses the data set's default.
         download: download the data when it is not found locally.
+        pipeline: ``"tensor"`` augments whole uint8 batches on the device with ``BatchAugment``;
+            ``"pil"`` runs the equivalent per-sample torchvision transforms on PIL images in the
+            DataLoader, the usual PyTorch pipeline, which is slower.
+        data_on_device: with the tensor pipeline, move the whole uint8 data set to the training
+            device once in ``setup`` and serve batches of indices, so no pixels cross the bus
+            during training. On a CPU this only saves the per-sample collation.
     """
 
     num_classes: int
@@ -51,6 +61,8 @@ class InMemoryImageDataModule(L.LightningDataModule):
         augment: bool = True,
         augmentation: BatchAugment | None = None,
         download: bool = False,
+        pipeline: str = "tensor",
+        data_on_device: bool = False,
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -59,7 +71,16 @@ class InMemoryImageDataModule(L.LightningDataModule):
             raise ValueError(f"val_size must be >= 0, got {val_size!r}.")
         if num_workers < 0:
             raise ValueError(f"num_workers must be >= 0, got {num_workers!r}.")
+        if pipeline not in PIPELINES:
+            raise ValueError(f"pipeline must be one of {PIPELINES}, got {pipeline!r}.")
+        if data_on_device and pipeline != "tensor":
+            raise ValueError(
+                "data_on_device: true needs pipeline: tensor, because the PIL pipeline transforms "
+                "each image on the CPU. Set one of the two to its default."
+            )
         self.data_dir = data_dir
+        self.pipeline = pipeline
+        self.data_on_device = data_on_device
         self.batch_size = batch_size
         self.val_size = val_size
         self.split_seed = split_seed
@@ -89,13 +110,24 @@ class InMemoryImageDataModule(L.LightningDataModule):
                 )
             order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(self.split_seed))
             val_index, train_index = order[: self.val_size], order[self.val_size :]
-            self.train_set = TensorDataset(images[train_index], labels[train_index])
-            self.val_set = TensorDataset(images[val_index], labels[val_index])
+            self.train_set = self.make_dataset(images[train_index], labels[train_index], "train")
+            self.val_set = self.make_dataset(images[val_index], labels[val_index], "val")
 
         if stage in ("test", None) and self.test_set is None:
             images, labels = self.load_images(train=False)
             self._check_labels(labels)
-            self.test_set = TensorDataset(images, labels)
+            self.test_set = self.make_dataset(images, labels, "test")
+
+    def make_dataset(self, images: torch.Tensor, labels: torch.Tensor, split: str) -> Dataset:
+        """Wrap the uint8 images and labels of one split (train, val or test) for the chosen pipeline."""
+        if self.pipeline == "pil":
+            augmentation = self.augmentation if split == "train" else None
+            return PILImageDataset(images, labels, build_pil_transform(augmentation, self.image_size, self.mean, self.std))
+        if self.data_on_device:
+            # The trainer's device is known here, because Lightning calls setup after it placed the model.
+            device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+            return DeviceTensorDataset(images, labels, split, device)
+        return TensorDataset(images, labels)
 
     def _check_labels(self, labels: torch.Tensor) -> None:
         if labels.numel() and (labels.min() < 0 or labels.max() >= self.num_classes):
@@ -113,6 +145,7 @@ class InMemoryImageDataModule(L.LightningDataModule):
             shuffle=shuffle,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            collate_fn=getattr(dataset, "collate", None),
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -134,6 +167,9 @@ class InMemoryImageDataModule(L.LightningDataModule):
         return (images - mean) / std
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        if isinstance(batch, IndexBatch):
+            split_sets = {"train": self.train_set, "val": self.val_set, "test": self.test_set}
+            batch = split_sets[batch.split].gather(batch.indices)
         images, labels = batch
         if images.dtype != torch.uint8:
             return batch
