@@ -2,9 +2,9 @@
 
 Both heads are the VGG-5 ones of configs/vgg_spinal.yaml and configs/vgg_fc.yaml. Each
 measurement alternates Spinal and FC, repeated, and reports the median time per batch, images/s,
-the parameter and gradient bytes, and the activation bytes autograd saves for the backward pass
-(counted with saved-tensor hooks, so the figure is the same on any device). On CUDA it also
-reports the peak allocated memory of one training step.
+the parameter and gradient bytes, and the activation bytes autograd saves for the backward pass.
+Saved-tensor hooks count those bytes, so the figure does not depend on the device. On CUDA it
+also reports the peak allocated memory of one training step.
 
     python benchmarks/heads.py --batch-size 100 --repeats 20
 """

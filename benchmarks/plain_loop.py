@@ -1,9 +1,9 @@
 """A minimal hand-written PyTorch training loop, the yardstick for the Lightning CLI's overhead.
 
 It does the work of one ``fit`` training step with the default VGG-5 Fashion-MNIST config and the
-tensor pipeline: uint8 batches from a DataLoader, moved to the device, converted, augmented with
-``BatchAugment`` and normalised there; forward under the same autocast; cross-entropy; backward;
-Adam step; a running accuracy. It prints one JSON line with images/s over the same window as
+tensor pipeline. uint8 batches come from a DataLoader and are moved to the device, converted,
+augmented with ``BatchAugment`` and normalised there. Then come the forward pass under the same
+autocast, cross-entropy, backward, the Adam step and a running accuracy. It prints one JSON line with images/s over the same window as
 ``timing.ThroughputTimer`` (batch ``warmup`` to the last).
 
     python benchmarks/plain_loop.py --batches 60 --head spinal --precision auto

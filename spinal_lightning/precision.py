@@ -46,8 +46,8 @@ def resolve_precision(precision: str | int | None, accelerator: str | object = "
 class SpinalTrainer(Trainer):
     """Lightning's ``Trainer`` with one more precision value, ``"auto"``, the default.
 
-    ``"auto"`` is resolved by ``resolve_precision`` from the accelerator before the Trainer is built;
-    every other value goes to Lightning unchanged, so any precision stays one YAML line away.
+    ``"auto"`` is resolved by ``resolve_precision`` from the accelerator before the Trainer is built.
+    Every other value goes to Lightning unchanged, so any precision stays one YAML line away.
     """
 
     def __init__(self, *, precision: _PRECISION_INPUT | Literal["auto"] | None = AUTO, **kwargs) -> None:

@@ -155,8 +155,10 @@ def test_rotation_angles_are_uniform_in_range():
 
     angles = torch.rad2deg(torch.atan2(matrices[:, 1, 0], matrices[:, 0, 0]))
 
-    assert angles.min() >= -10 and angles.max() <= 10
-    assert angles.min() < -9.9 and angles.max() > 9.9
+    assert angles.min() >= -10
+    assert angles.max() <= 10
+    assert angles.min() < -9.9
+    assert angles.max() > 9.9
     assert abs(angles.mean()) < 0.3
     assert abs(angles.std() - 10 / math.sqrt(3)) < 0.2  # the std of a uniform on [-10, 10]
 
@@ -172,7 +174,9 @@ def test_pad_crop_shifts_are_uniform():
     shifts = torch.stack([positions // 16 - 8, positions % 16 - 8], dim=1)
     counts = torch.unique(shifts, dim=0, return_counts=True)[1]
     assert len(counts) == 81  # every shift in [-4, 4] x [-4, 4]
-    assert counts.min() > 20 and counts.max() < 90  # about 49 each
+    # About 49 each.
+    assert counts.min() > 20
+    assert counts.max() < 90
 
 
 def test_perspective_probability_leaves_share_of_images_unchanged(images):

@@ -154,8 +154,8 @@ def sample_resized_crop_boxes(
     """Draw ``(top, left, crop_height, crop_width)`` per image as ``RandomResizedCrop.get_params`` does.
 
     Each image gets ``CROP_ATTEMPTS`` draws of area and log aspect ratio, rounded to whole pixels,
-    and keeps the first that fits; if none fits, it gets the centre crop with the aspect ratio
-    clamped to ``ratio``. Returns a float tensor of shape (N, 4).
+    and keeps the first that fits. An image where none fits gets the centre crop with the aspect
+    ratio clamped to ``ratio``. Returns a float tensor of shape (N, 4).
     """
     shape = (batch_size, CROP_ATTEMPTS)
     area = height * width * (scale[0] + (scale[1] - scale[0]) * torch.rand(shape, device=device))

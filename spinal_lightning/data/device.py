@@ -1,8 +1,8 @@
 """In-memory data kept on the training device, served as batches of indices.
 
 With the whole uint8 tensor already on the accelerator, a batch only needs its indices moved
-there; the images are then gathered on the device with one indexing operation, in place of a
-per-sample ``__getitem__`` + collate + host-to-device copy of the pixels.
+there. The images are then gathered on the device with one indexing operation, in place of a
+per-sample ``__getitem__``, a collate and a host-to-device copy of the pixels.
 """
 
 from __future__ import annotations

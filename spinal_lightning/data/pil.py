@@ -2,7 +2,7 @@
 
 This is how the SpinalNet reference scripts and most PyTorch examples feed images. It stays as an
 option (``pipeline: pil``) to compare against the batched on-device path and to reproduce such
-scripts; ``build_pil_transform`` translates a ``BatchAugment`` into the equivalent transforms.
+scripts. ``build_pil_transform`` translates a ``BatchAugment`` into the equivalent transforms.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def build_pil_transform(
                 )
             )
         # NOTE: RandomRotation defaults to nearest-neighbour interpolation, which the SpinalNet
-        # scripts keep; bilinear here matches the batched path, so the two pipelines differ only in
+        # scripts keep. Bilinear here matches the batched path, so the two pipelines differ only in
         # where they run.
         if augmentation.rotation_degrees > 0:
             steps.append(
