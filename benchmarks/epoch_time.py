@@ -6,13 +6,19 @@ contiguous layout, per-sample torchvision transforms on PIL images. Both start f
 seed; validation and the learning-rate scheduler are off, so the epochs do the same training work.
 It prints the train-epoch seconds, images/s, test accuracy and the speed-up.
 
+Full epochs run one variant after the other, so on a shared machine the load can differ between
+them. ``--train-batches N --repeats R`` instead alternates the variants R times over the first N
+batches of an epoch, without testing, and prints the images/s ratio measured side by side.
+
     python benchmarks/epoch_time.py --epochs 1
+    python benchmarks/epoch_time.py --train-batches 60 --repeats 2
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -25,8 +31,11 @@ VARIANTS = {
 }
 
 
-def run_variant(name: str, config: str, epochs: int, workdir: Path) -> dict:
-    """Fit for ``epochs`` full epochs, test the final weights and return the timer's record."""
+def run_variant(name: str, config: str, epochs: int, workdir: Path, train_batches: int | None = None) -> dict:
+    """Fit for ``epochs`` epochs, test the final weights and return the timer's record.
+
+    With ``train_batches``, each epoch stops after that many batches and the test is skipped.
+    """
     workdir.mkdir(parents=True)
     timing, checkpoints = workdir / "timing.json", workdir / "checkpoints"
     overlay = workdir / "overlay.yaml"
@@ -45,9 +54,12 @@ def run_variant(name: str, config: str, epochs: int, workdir: Path) -> dict:
         "--trainer.enable_progress_bar=false",
         *VARIANTS[name],
     ]  # fmt: skip
+    limit = [f"--trainer.limit_train_batches={train_batches}"] if train_batches else []
     run([sys.executable, "-m", "spinal_lightning", "fit", *common, f"--trainer.max_epochs={epochs}",
-         "--trainer.limit_val_batches=0", "--model.scheduler=null"])  # fmt: skip
+         "--trainer.limit_val_batches=0", "--model.scheduler=null", *limit])  # fmt: skip
     record = json.loads(timing.read_text())
+    if train_batches:
+        return record
     run([sys.executable, "-m", "spinal_lightning", "test", *common, f"--ckpt_path={checkpoints / 'final.ckpt'}"])
     record.update(json.loads(timing.read_text()))
     return record
@@ -58,8 +70,13 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--head", choices=("spinal", "fc"), default="spinal")
     parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=["default", "fp32-pil"])
+    parser.add_argument("--train-batches", type=int, help="time only this many batches per run, alternating")
+    parser.add_argument("--repeats", type=int, default=2, help="alternating runs per variant, with --train-batches")
     args = parser.parse_args()
     config = str(REPO_ROOT / "configs" / f"vgg_{args.head}.yaml")
+    if args.train_batches:
+        compare_side_by_side(args, config)
+        return
 
     records = {}
     with tempfile.TemporaryDirectory(prefix="spinal_epoch_") as folder:
@@ -76,6 +93,24 @@ def main() -> None:
         fast, slow = records["default"], records["fp32-pil"]
         print(f"speed-up of the default config: {slow['train_epoch_seconds'] / fast['train_epoch_seconds']:.2f}x")
         print(f"test accuracy difference: {100 * (fast['test/acc'] - slow['test/acc']):+.2f} points")
+
+
+def compare_side_by_side(args, config: str) -> None:
+    """Alternate the variants over the first ``train_batches`` batches and print the images/s ratio."""
+    rates: dict[str, list[float]] = {name: [] for name in args.variants}
+    with tempfile.TemporaryDirectory(prefix="spinal_epoch_") as folder:
+        for repeat in range(args.repeats):
+            # Alternate the order, so a slow phase of a shared machine does not always hit one side.
+            order = args.variants if repeat % 2 == 0 else list(reversed(args.variants))
+            for name in order:
+                workdir = Path(folder) / f"{name}-{repeat}"
+                record = run_variant(name, config, 1, workdir, args.train_batches)
+                rates[name].append(record["images_per_second"])
+                print(f"repeat {repeat + 1} {name:9s} {record['precision']:10s} {record['images_per_second']:7.1f} images/s", flush=True)
+
+    if {"default", "fp32-pil"} <= rates.keys():
+        fast, slow = statistics.median(rates["default"]), statistics.median(rates["fp32-pil"])
+        print(f"median images/s: default {fast:.1f}, fp32-pil {slow:.1f}; speed-up {fast / slow:.2f}x")
 
 
 if __name__ == "__main__":
