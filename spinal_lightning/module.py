@@ -40,8 +40,8 @@ class SpinalClassifier(L.LightningModule):
             the oneDNN (CPU) and cuDNN convolution kernels run faster, most of all under bf16.
         label_smoothing: label smoothing of the cross-entropy loss.
         compile: compile the backbone and the head with ``torch.compile`` when training starts.
-            The first steps then take longer (tens of seconds on a CPU, which needs a C++ compiler);
-            later steps can be faster. Parameter names in checkpoints do not change.
+            The first steps then take longer while kernels are built (a CPU needs a C++
+            compiler), and later steps can be faster. Parameter names in checkpoints do not change.
     """
 
     def __init__(
@@ -96,9 +96,9 @@ class SpinalClassifier(L.LightningModule):
         return MetricCollection({"acc": MulticlassAccuracy(num_classes, average="micro")}, prefix=f"{stage}/")
 
     def configure_model(self) -> None:
-        # Lightning calls this hook in every fit, validate, test and predict, after the strategy has
-        # moved the model to its device; compile once. Module.compile keeps the parameter names, so
-        # checkpoints load with or without compilation.
+        # Lightning calls this hook at the start of every fit, validate, test and predict, so compile
+        # once. Compilation itself waits for the first forward pass, on the final device.
+        # Module.compile keeps the parameter names, so checkpoints load with or without it.
         if self.compile_model and not self._compiled:
             self.backbone.compile()
             self.head.compile()

@@ -124,7 +124,7 @@ class InMemoryImageDataModule(L.LightningDataModule):
             augmentation = self.augmentation if split == "train" else None
             return PILImageDataset(images, labels, build_pil_transform(augmentation, self.image_size, self.mean, self.std))
         if self.data_on_device:
-            # The trainer's device is known here, because Lightning calls setup after it placed the model.
+            # Lightning calls setup after the strategy has chosen this process's device.
             device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
             return DeviceTensorDataset(images, labels, split, device)
         return TensorDataset(images, labels)
