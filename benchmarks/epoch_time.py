@@ -31,7 +31,9 @@ VARIANTS = {
 }
 
 
-def run_variant(name: str, config: str, epochs: int, workdir: Path, train_batches: int | None = None) -> dict:
+def run_variant(
+    name: str, config: str, epochs: int, workdir: Path, train_batches: int | None = None, extra: tuple = ()
+) -> dict:
     """Fit for ``epochs`` epochs, test the final weights and return the timer's record.
 
     With ``train_batches``, each epoch stops after that many batches and the test is skipped.
@@ -53,6 +55,7 @@ def run_variant(name: str, config: str, epochs: int, workdir: Path, train_batche
         f"--trainer.logger.init_args.save_dir={workdir}",
         "--trainer.enable_progress_bar=false",
         *VARIANTS[name],
+        *extra,
     ]  # fmt: skip
     limit = [f"--trainer.limit_train_batches={train_batches}"] if train_batches else []
     run([sys.executable, "-m", "spinal_lightning", "fit", *common, f"--trainer.max_epochs={epochs}",
@@ -72,6 +75,7 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=["default", "fp32-pil"])
     parser.add_argument("--train-batches", type=int, help="time only this many batches per run, alternating")
     parser.add_argument("--repeats", type=int, default=2, help="alternating runs per variant, with --train-batches")
+    parser.add_argument("cli_args", nargs="*", help="extra CLI arguments for every variant, after --")
     args = parser.parse_args()
     config = str(REPO_ROOT / "configs" / f"vgg_{args.head}.yaml")
     if args.train_batches:
@@ -81,7 +85,7 @@ def main() -> None:
     records = {}
     with tempfile.TemporaryDirectory(prefix="spinal_epoch_") as folder:
         for name in args.variants:
-            record = run_variant(name, config, args.epochs, Path(folder) / name)
+            record = run_variant(name, config, args.epochs, Path(folder) / name, extra=tuple(args.cli_args))
             records[name] = record
             print(
                 f"{name:9s} {record['precision']:10s} train epoch {record['train_epoch_seconds']:7.1f} s, "
@@ -104,7 +108,7 @@ def compare_side_by_side(args, config: str) -> None:
             order = args.variants if repeat % 2 == 0 else list(reversed(args.variants))
             for name in order:
                 workdir = Path(folder) / f"{name}-{repeat}"
-                record = run_variant(name, config, 1, workdir, args.train_batches)
+                record = run_variant(name, config, 1, workdir, args.train_batches, tuple(args.cli_args))
                 rates[name].append(record["images_per_second"])
                 print(f"repeat {repeat + 1} {name:9s} {record['precision']:10s} {record['images_per_second']:7.1f} images/s", flush=True)
 
