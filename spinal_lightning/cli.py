@@ -24,6 +24,7 @@ from spinal_lightning.callbacks.run_config import RunConfigSaver
 from spinal_lightning.checkpoint_io import describe_load_failure
 from spinal_lightning.errors import CheckpointError, format_user_error, is_user_error
 from spinal_lightning.module import SpinalClassifier
+from spinal_lightning.precision import SpinalTrainer
 from spinal_lightning.resume import prepare_resume
 
 # Checkpoints are written atomically and loaded weights-only unless a config names other plugins.
@@ -98,6 +99,8 @@ def main(args: list[str] | None = None) -> None:
             SpinalClassifier,
             L.LightningDataModule,
             subclass_mode_data=True,
+            # Accepts precision: auto (the default), resolved per machine before the Trainer is built.
+            trainer_class=SpinalTrainer,
             args=args,
             auto_configure_optimizers=False,
             save_config_kwargs={"overwrite": True},

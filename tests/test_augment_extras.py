@@ -28,7 +28,7 @@ def test_perspective_blanks_corners():
 
 def test_shift_moves_whole_pixels():
     images = torch.arange(64.0).view(1, 1, 8, 8).repeat(32, 1, 1, 1)
-    augment = BatchAugment(max_shift_pixels=2)
+    augment = BatchAugment(pad_crop=2)
     torch.manual_seed(0)
     output = augment(images)
 

@@ -198,7 +198,7 @@ def test_cifar_pickles_load(tmp_path, module_class, classes):
 
 def test_cifar_default_augmentation_pads_and_flips():
     augmentation = CIFAR10DataModule().augmentation
-    assert augmentation.max_shift_pixels == 4
+    assert augmentation.pad_crop == 4
     assert augmentation.hflip_probability == 0.5
 
 

@@ -1,9 +1,14 @@
 """Batched image augmentation that runs on whatever device the batch is on.
 
-Rotation and random resized crop are both affine maps of the sampling grid, so one
-``affine_grid`` + ``grid_sample`` call applies a different random transform to every image of a
-batch at once. This replaces per-image PIL transforms, which dominate the step time for 28 x 28
-images.
+Perspective, rotation and random resized crop are all maps of the sampling grid, so their product
+is one 3 x 3 matrix per image, and one ``grid_sample`` call warps the whole batch (see ``warp.py``).
+Pad-crop and horizontal flip copy pixels by index. This replaces per-image PIL transforms, which
+dominate the step time for 28 x 28 images.
+
+The random parameters are drawn from the same distributions as torchvision's ``RandomPerspective``,
+``RandomRotation``, ``RandomResizedCrop``, ``RandomCrop(padding=...)`` and
+``RandomHorizontalFlip``, integer rounding included, so a recipe written with those transforms
+keeps its meaning.
 """
 
 from __future__ import annotations
@@ -11,12 +16,25 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from spinal_lightning.data.warp import (
+    pad_crop,
+    perspective_matrices,
+    resized_crop_matrices,
+    rotation_matrices,
+    warp,
+)
+
+# RandomResizedCrop.get_params tries this many draws before it falls back to a centre crop.
+CROP_ATTEMPTS = 10
 
 
 class BatchAugment(nn.Module):
-    """Random rotation, random resized crop and horizontal flip applied per image to a whole batch.
+    """Random pad-crop, perspective, rotation, resized crop and horizontal flip, per image, on a batch.
+
+    The transforms apply in that order, each with its own random parameters per image, like a
+    torchvision ``Compose`` of the matching transforms in that order.
 
     Args:
         rotation_degrees: maximum absolute rotation angle in degrees (like ``RandomRotation``).
@@ -24,14 +42,17 @@ class BatchAugment(nn.Module):
             ``None`` skips the crop.
         crop_ratio: range of the crop aspect ratio (width / height), sampled log-uniformly.
         hflip_probability: probability of a horizontal flip.
-        perspective_distortion: how far each corner may move inward, as a fraction of half the
-            image side (like ``RandomPerspective(distortion_scale)``); 0 turns perspective off.
-        perspective_probability: probability that an image gets a perspective distortion.
-        max_shift_pixels: random translation of up to this many whole pixels on each axis, with
-            zero fill, which is what ``RandomCrop(size, padding=max_shift_pixels)`` does.
+        perspective_distortion: ``distortion_scale`` of ``RandomPerspective``, in [0, 1]; 0 skips it.
+        perspective_probability: probability that an image gets the perspective transform.
+        pad_crop: zero padding in pixels before a random crop back to the input size (like
+            ``RandomCrop(size, padding=pad_crop)``); 0 skips it.
 
     Pixels sampled from outside the image are 0, the fill value of torchvision's transforms.
     Inputs are float images of shape (N, C, H, W); the output has the same shape and dtype.
+
+    Examples of the SpinalNet recipes: Fashion-MNIST is ``rotation_degrees=10,
+    crop_scale=(0.95, 1)``; the other MNIST-style sets are ``perspective_distortion=0.5,
+    rotation_degrees=10``; CIFAR is ``pad_crop=4, hflip_probability=0.5``.
     """
 
     def __init__(
@@ -42,7 +63,7 @@ class BatchAugment(nn.Module):
         hflip_probability: float = 0.0,
         perspective_distortion: float = 0.0,
         perspective_probability: float = 0.5,
-        max_shift_pixels: int = 0,
+        pad_crop: int = 0,
     ) -> None:
         super().__init__()
         if rotation_degrees < 0:
@@ -57,122 +78,148 @@ class BatchAugment(nn.Module):
             raise ValueError(f"perspective_distortion must be in [0, 1], got {perspective_distortion!r}.")
         if not 0 <= perspective_probability <= 1:
             raise ValueError(f"perspective_probability must be in [0, 1], got {perspective_probability!r}.")
-        if max_shift_pixels < 0:
-            raise ValueError(f"max_shift_pixels must be >= 0, got {max_shift_pixels!r}.")
+        if not isinstance(pad_crop, int) or isinstance(pad_crop, bool) or pad_crop < 0:
+            raise ValueError(f"pad_crop must be an integer number of pixels >= 0, got {pad_crop!r}.")
         self.rotation_degrees = rotation_degrees
         self.crop_scale = crop_scale
         self.crop_ratio = crop_ratio
         self.hflip_probability = hflip_probability
         self.perspective_distortion = perspective_distortion
         self.perspective_probability = perspective_probability
-        self.max_shift_pixels = max_shift_pixels
+        self.pad_crop = pad_crop
 
-    def sample_matrices(self, batch_size: int, device: torch.device, generator=None) -> torch.Tensor:
-        """Sample one 2 x 3 affine matrix per image, in the normalised [-1, 1] grid coordinates."""
-        options = {"device": device, "generator": generator}
+    @property
+    def uses_perspective(self) -> bool:
+        return self.perspective_distortion > 0 and self.perspective_probability > 0
 
-        angle = (torch.rand(batch_size, **options) * 2 - 1) * math.radians(self.rotation_degrees)
-        cos, sin = torch.cos(angle), torch.sin(angle)
+    @property
+    def warps(self) -> bool:
+        """Whether any transform needs resampling (perspective, rotation or resized crop)."""
+        return self.uses_perspective or self.rotation_degrees > 0 or self.crop_scale is not None
 
-        # Crop width and height as fractions of the image; RandomResizedCrop samples the area and
-        # the log aspect ratio. A crop that would not fit is clamped to the full side.
-        width = torch.ones(batch_size, device=device)
-        height = torch.ones(batch_size, device=device)
+    def sample_matrices(
+        self, batch_size: int, height: int, width: int, device: torch.device, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Draw one sampling matrix per image, the product of perspective, rotation and crop, (N, 3, 3)."""
+        matrices = torch.eye(3, device=device).repeat(batch_size, 1, 1)
+
+        # Transforms applied to the image in the order P, R, C sample the input at P(R(C(p))), so
+        # the matrices multiply in the same order.
+        if self.uses_perspective:
+            startpoints, endpoints = sample_perspective_points(
+                batch_size, height, width, self.perspective_distortion, device, generator
+            )
+            perspective = perspective_matrices(startpoints, endpoints, height, width)
+            applied = torch.rand(batch_size, device=device, generator=generator) < self.perspective_probability
+            matrices = torch.where(applied.view(-1, 1, 1), perspective, matrices)
+        if self.rotation_degrees > 0:
+            angles = (torch.rand(batch_size, device=device, generator=generator) * 2 - 1) * self.rotation_degrees
+            matrices = matrices @ rotation_matrices(angles)
         if self.crop_scale is not None:
-            low, high = self.crop_scale
-            area = low + (high - low) * torch.rand(batch_size, **options)
-            log_low, log_high = math.log(self.crop_ratio[0]), math.log(self.crop_ratio[1])
-            ratio = torch.exp(log_low + (log_high - log_low) * torch.rand(batch_size, **options))
-            width = torch.sqrt(area * ratio).clamp(max=1.0)
-            height = torch.sqrt(area / ratio).clamp(max=1.0)
-        # The crop centre lies where the whole crop stays inside the image.
-        centre_x = (1 - width) * (torch.rand(batch_size, **options) * 2 - 1)
-        centre_y = (1 - height) * (torch.rand(batch_size, **options) * 2 - 1)
-
-        flip = torch.ones(batch_size, device=device)
-        if self.hflip_probability > 0:
-            flip = torch.where(torch.rand(batch_size, **options) < self.hflip_probability, -1.0, 1.0)
-
-        # Output pixel p samples the input at centre + R(angle) @ diag(width * flip, height) @ p:
-        # first scale into the crop, then rotate about the image centre.
-        matrices = torch.empty(batch_size, 2, 3, device=device)
-        matrices[:, 0, 0] = cos * width * flip
-        matrices[:, 0, 1] = -sin * height
-        matrices[:, 1, 0] = sin * width * flip
-        matrices[:, 1, 1] = cos * height
-        matrices[:, 0, 2] = centre_x
-        matrices[:, 1, 2] = centre_y
+            boxes = sample_resized_crop_boxes(
+                batch_size, height, width, self.crop_scale, self.crop_ratio, device, generator
+            )
+            matrices = matrices @ resized_crop_matrices(boxes, height, width)
         return matrices
-
-    def sample_homographies(self, batch_size: int, device: torch.device, generator=None) -> torch.Tensor:
-        """Sample one 3 x 3 perspective map per image, from output to input grid coordinates.
-
-        Like ``RandomPerspective``, each corner of the image moves inward by up to
-        ``perspective_distortion`` of half the side on each axis. The map sends the moved corners
-        back to the image corners, so the output shows the whole image squeezed into that
-        quadrilateral, with zeros around it. Images left undistorted get the identity.
-        """
-        options = {"device": device, "generator": generator}
-        corners = torch.tensor([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]], device=device)
-        shift = torch.rand(batch_size, 4, 2, **options) * self.perspective_distortion
-        distorted = torch.rand(batch_size, 1, 1, **options) < self.perspective_probability
-        moved = corners - corners * torch.where(distorted, shift, torch.zeros_like(shift))
-
-        # Four point pairs give eight linear equations in the eight free entries of the map.
-        x, y = moved[..., 0], moved[..., 1]
-        u, v = corners[:, 0].expand_as(x), corners[:, 1].expand_as(y)
-        ones, zeros = torch.ones_like(x), torch.zeros_like(x)
-        rows_u = torch.stack([x, y, ones, zeros, zeros, zeros, -u * x, -u * y], dim=-1)
-        rows_v = torch.stack([zeros, zeros, zeros, x, y, ones, -v * x, -v * y], dim=-1)
-        system = torch.cat([rows_u, rows_v], dim=1)
-        targets = torch.cat([u, v], dim=1)
-        entries = torch.linalg.solve(system, targets)
-        return torch.cat([entries, torch.ones(batch_size, 1, device=device)], dim=1).view(batch_size, 3, 3)
-
-    def apply_perspective(self, grid: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Send a sampling grid (N, H, W, 2) through a random perspective map per image.
-
-        Composing the maps on the grid keeps a single ``grid_sample`` per batch: the affine part
-        (rotation, crop, flip) acts on the output first, then the perspective distortion, the
-        order of ``RandomPerspective`` followed by ``RandomRotation``.
-        """
-        homographies = self.sample_homographies(grid.shape[0], grid.device, generator).to(grid.dtype)
-        points = torch.cat([grid, torch.ones_like(grid[..., :1])], dim=-1).flatten(1, 2)
-        mapped = points @ homographies.transpose(1, 2)
-        mapped = mapped[..., :2] / mapped[..., 2:].clamp(min=1e-6)
-        return mapped.view_as(grid)
-
-    def apply_shift(self, grid: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Move a sampling grid (N, H, W, 2) by a random whole number of pixels per image and axis.
-
-        One pixel is 2 / side in the normalised coordinates, so the shifted grid still lands on
-        pixel centres and the bilinear sampling copies pixels exactly.
-        """
-        batch_size, height, width = grid.shape[:3]
-        span = 2 * self.max_shift_pixels + 1
-        shape = (batch_size, 1, 1, 2)
-        pixels = torch.randint(0, span, shape, device=grid.device, generator=generator) - self.max_shift_pixels
-        step = torch.tensor([2.0 / width, 2.0 / height], device=grid.device, dtype=grid.dtype)
-        return grid + pixels.to(grid.dtype) * step
 
     def forward(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Transform every image of ``images``, drawing from ``generator`` (on the images' device)."""
-        affine_off = self.rotation_degrees == 0 and self.crop_scale is None and self.hflip_probability == 0
-        if affine_off and self.perspective_distortion == 0 and self.max_shift_pixels == 0:
-            return images
-        matrices = self.sample_matrices(images.shape[0], images.device, generator).to(images.dtype)
-        grid = F.affine_grid(matrices, list(images.shape), align_corners=False)
-        if self.perspective_distortion > 0:
-            grid = self.apply_perspective(grid, generator)
-        if self.max_shift_pixels > 0:
-            grid = self.apply_shift(grid, generator)
-        return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        batch_size, _, height, width = images.shape
+
+        if self.pad_crop > 0:
+            offsets = torch.randint(0, 2 * self.pad_crop + 1, (batch_size, 2), device=images.device, generator=generator)
+            images = pad_crop(images, self.pad_crop, offsets)
+
+        if self.warps:
+            matrices = self.sample_matrices(batch_size, height, width, images.device, generator)
+            images = warp(images, matrices, projective=self.uses_perspective)
+
+        if self.hflip_probability > 0:
+            flipped = torch.rand(batch_size, device=images.device, generator=generator) < self.hflip_probability
+            images = torch.where(flipped.view(-1, 1, 1, 1), images.flip(-1), images)
+        return images
 
     def extra_repr(self) -> str:
         return (
             f"rotation_degrees={self.rotation_degrees}, crop_scale={self.crop_scale}, "
             f"crop_ratio={self.crop_ratio}, hflip_probability={self.hflip_probability}, "
             f"perspective_distortion={self.perspective_distortion}, "
-            f"perspective_probability={self.perspective_probability}, "
-            f"max_shift_pixels={self.max_shift_pixels}"
+            f"perspective_probability={self.perspective_probability}, pad_crop={self.pad_crop}"
         )
+
+
+def sample_resized_crop_boxes(
+    batch_size: int,
+    height: int,
+    width: int,
+    scale: tuple[float, float],
+    ratio: tuple[float, float],
+    device: torch.device,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Draw ``(top, left, crop_height, crop_width)`` per image as ``RandomResizedCrop.get_params`` does.
+
+    Each image gets ``CROP_ATTEMPTS`` draws of area and log aspect ratio, rounded to whole pixels,
+    and keeps the first that fits. An image where none fits gets the centre crop with the aspect
+    ratio clamped to ``ratio``. Returns a float tensor of shape (N, 4).
+    """
+    shape = (batch_size, CROP_ATTEMPTS)
+    area = height * width * (scale[0] + (scale[1] - scale[0]) * torch.rand(shape, device=device, generator=generator))
+    log_low, log_high = math.log(ratio[0]), math.log(ratio[1])
+    aspect = torch.exp(log_low + (log_high - log_low) * torch.rand(shape, device=device, generator=generator))
+    crop_width = torch.round(torch.sqrt(area * aspect))
+    crop_height = torch.round(torch.sqrt(area / aspect))
+
+    fits = (crop_width > 0) & (crop_width <= width) & (crop_height > 0) & (crop_height <= height)
+    first_fit = fits.int().argmax(dim=1, keepdim=True)  # 0 where nothing fits; replaced below
+    any_fit = fits.any(dim=1)
+    crop_width = crop_width.gather(1, first_fit).squeeze(1)
+    crop_height = crop_height.gather(1, first_fit).squeeze(1)
+    top = torch.floor(torch.rand(batch_size, device=device, generator=generator) * (height - crop_height + 1))
+    left = torch.floor(torch.rand(batch_size, device=device, generator=generator) * (width - crop_width + 1))
+
+    fallback_height, fallback_width = _centre_crop_size(height, width, ratio)
+    crop_height = torch.where(any_fit, crop_height, float(fallback_height))
+    crop_width = torch.where(any_fit, crop_width, float(fallback_width))
+    top = torch.where(any_fit, top, float((height - fallback_height) // 2))
+    left = torch.where(any_fit, left, float((width - fallback_width) // 2))
+    return torch.stack([top, left, crop_height, crop_width], dim=1)
+
+
+def _centre_crop_size(height: int, width: int, ratio: tuple[float, float]) -> tuple[int, int]:
+    """Size of RandomResizedCrop's fallback crop: the whole image, cut to the nearest allowed ratio."""
+    image_ratio = width / height
+    if image_ratio < ratio[0]:
+        return int(round(width / ratio[0])), width
+    if image_ratio > ratio[1]:
+        return height, int(round(height * ratio[1]))
+    return height, width
+
+
+def sample_perspective_points(
+    batch_size: int,
+    height: int,
+    width: int,
+    distortion: float,
+    device: torch.device,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Draw corner points as ``RandomPerspective.get_params`` does: each corner moves inwards.
+
+    Returns ``startpoints`` (4, 2), the image corners, and ``endpoints`` (N, 4, 2), where each
+    corner lands, as (x, y) pixel positions in the order top-left, top-right, bottom-right,
+    bottom-left. Each coordinate moves by a whole number of pixels, at most
+    ``int(distortion * half_side)``.
+    """
+    max_dx = int(distortion * (width // 2))
+    max_dy = int(distortion * (height // 2))
+    dx = torch.randint(0, max_dx + 1, (batch_size, 4), device=device, generator=generator)
+    dy = torch.randint(0, max_dy + 1, (batch_size, 4), device=device, generator=generator)
+
+    # Corners on the right or bottom edge move left or up from width - 1 or height - 1.
+    startpoints = torch.tensor(
+        [[0, 0], [width - 1, 0], [width - 1, height - 1], [0, height - 1]], device=device
+    )
+    inward = torch.tensor([[1, 1], [-1, 1], [-1, -1], [1, -1]], device=device)
+    endpoints = startpoints + inward * torch.stack([dx, dy], dim=2)
+    return startpoints, endpoints

@@ -18,7 +18,11 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from spinal_lightning.data.augment import BatchAugment
+from spinal_lightning.data.device import DeviceTensorDataset, IndexBatch
 from spinal_lightning.data.distributed import evaluation_sampler, per_device_batch_size
+from spinal_lightning.data.pil import PILImageDataset, build_pil_transform
+
+PIPELINES = ("tensor", "pil")
 
 # ImageNet channel statistics, which torchvision's pretrained weights expect. Grey images use the
 # mean of the three channels.
@@ -182,6 +186,7 @@ class ImageDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             generator=generator,
+            collate_fn=getattr(dataset, "collate", None),
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -221,6 +226,13 @@ class InMemoryImageDataModule(ImageDataModule):
             instead of the data set's own.
         image_size: side in pixels that batches are resized to on the device; ``None`` keeps the
             stored size (or 224 with ``imagenet_transforms``).
+        seed: seed of the batch order and the augmentation draws; see ``ImageDataModule``.
+        pipeline: ``"tensor"`` augments whole uint8 batches on the device with ``BatchAugment``;
+            ``"pil"`` runs the equivalent per-sample torchvision transforms on PIL images in the
+            DataLoader, the usual PyTorch pipeline, which is slower.
+        data_on_device: with the tensor pipeline, move the whole uint8 data set to the training
+            device once in ``setup`` and serve batches of indices, so no pixels cross the bus
+            during training. On a CPU this only saves the per-sample collation.
     """
 
     mean: tuple[float, ...]
@@ -240,6 +252,8 @@ class InMemoryImageDataModule(ImageDataModule):
         imagenet_transforms: bool = False,
         image_size: int | None = None,
         seed: int | None = None,
+        pipeline: str = "tensor",
+        data_on_device: bool = False,
     ) -> None:
         super().__init__(
             data_dir=data_dir,
@@ -251,6 +265,15 @@ class InMemoryImageDataModule(ImageDataModule):
             download=download,
             seed=seed,
         )
+        if pipeline not in PIPELINES:
+            raise ValueError(f"pipeline must be one of {PIPELINES}, got {pipeline!r}.")
+        if data_on_device and pipeline != "tensor":
+            raise ValueError(
+                "data_on_device: true needs pipeline: tensor, because the PIL pipeline transforms "
+                "each image on the CPU. Set one of the two to its default."
+            )
+        self.pipeline = pipeline
+        self.data_on_device = data_on_device
         if image_size is not None and image_size < 1:
             raise ValueError(f"image_size must be a positive number of pixels or null, got {image_size!r}.")
         self.imagenet_transforms = imagenet_transforms
@@ -277,13 +300,13 @@ class InMemoryImageDataModule(ImageDataModule):
             images, labels = self.load_images(train=True)
             self.check_labels(labels)
             train_index, val_index = self.split_indices(len(labels), self.val_size)
-            self.train_set = TensorDataset(images[train_index], labels[train_index])
-            self.val_set = TensorDataset(images[val_index], labels[val_index])
+            self.train_set = self.make_dataset(images[train_index], labels[train_index], "train")
+            self.val_set = self.make_dataset(images[val_index], labels[val_index], "val")
 
         if stage in ("test", "predict", None) and self.test_set is None:
             images, labels = self.load_images(train=False)
             self.check_labels(labels)
-            self.test_set = TensorDataset(images, labels)
+            self.test_set = self.make_dataset(images, labels, "test")
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """Normalise float images in [0, 1] with the data set's mean and std."""
@@ -300,7 +323,22 @@ class InMemoryImageDataModule(ImageDataModule):
             images, size=self.image_size, mode="bilinear", align_corners=False, antialias=shrinking
         )
 
+    def make_dataset(self, images: torch.Tensor, labels: torch.Tensor, split: str) -> Dataset:
+        """Wrap the uint8 images and labels of one split (train, val or test) for the chosen pipeline."""
+        if self.pipeline == "pil":
+            augmentation = self.augmentation if split == "train" else None
+            transform = build_pil_transform(augmentation, self.image_size, self.mean, self.std)
+            return PILImageDataset(images, labels, transform)
+        if self.data_on_device:
+            # Lightning calls setup after the strategy has chosen this process's device.
+            device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+            return DeviceTensorDataset(images, labels, split, device)
+        return TensorDataset(images, labels)
+
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        if isinstance(batch, IndexBatch):
+            split_sets = {"train": self.train_set, "val": self.val_set, "test": self.test_set}
+            batch = split_sets[batch.split].gather(batch.indices)
         images, labels = batch
         if images.dtype != torch.uint8:
             return batch

@@ -72,7 +72,7 @@ class CIFAR10DataModule(InMemoryImageDataModule):
     def default_augmentation(self) -> BatchAugment:
         if self.imagenet_transforms:
             return transfer_augmentation()
-        return BatchAugment(hflip_probability=0.5, max_shift_pixels=4)
+        return BatchAugment(hflip_probability=0.5, pad_crop=4)
 
     def data_folder(self) -> Path:
         return Path(self.data_dir).expanduser() / self.folder

@@ -44,6 +44,8 @@ class DigitsDataModule(InMemoryImageDataModule):
         augmentation: BatchAugment | None = None,
         download: bool = False,
         seed: int | None = None,
+        pipeline: str = "tensor",
+        data_on_device: bool = False,
         imagenet_transforms: bool = False,
         image_size: int | None = None,
         test_size: int | float = 0.2,
@@ -61,6 +63,8 @@ class DigitsDataModule(InMemoryImageDataModule):
             augmentation=augmentation,
             download=download,
             seed=seed,
+            pipeline=pipeline,
+            data_on_device=data_on_device,
             imagenet_transforms=imagenet_transforms,
             image_size=image_size,
         )
@@ -68,7 +72,7 @@ class DigitsDataModule(InMemoryImageDataModule):
     def default_augmentation(self) -> BatchAugment:
         # One pixel of an 8 x 8 digit is an eighth of its width, so only a small shift and
         # rotation keep the digit readable.
-        return BatchAugment(rotation_degrees=10.0, max_shift_pixels=1)
+        return BatchAugment(rotation_degrees=10.0, pad_crop=1)
 
     def load_images(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
         from sklearn.datasets import load_digits

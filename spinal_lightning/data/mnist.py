@@ -205,6 +205,8 @@ class EMNISTDataModule(MNISTStyleDataModule):
         augmentation: BatchAugment | None = None,
         download: bool = False,
         seed: int | None = None,
+        pipeline: str = "tensor",
+        data_on_device: bool = False,
         imagenet_transforms: bool = False,
         image_size: int | None = None,
         upright: bool = True,
@@ -226,6 +228,8 @@ class EMNISTDataModule(MNISTStyleDataModule):
             augmentation=augmentation,
             download=download,
             seed=seed,
+            pipeline=pipeline,
+            data_on_device=data_on_device,
             imagenet_transforms=imagenet_transforms,
             image_size=image_size,
         )

@@ -55,7 +55,7 @@ class STL10DataModule(InMemoryImageDataModule):
     def default_augmentation(self) -> BatchAugment:
         if self.imagenet_transforms:
             return transfer_augmentation()
-        return BatchAugment(hflip_probability=0.5, max_shift_pixels=12)
+        return BatchAugment(hflip_probability=0.5, pad_crop=12)
 
     def paths(self, train: bool) -> tuple[Path, Path]:
         folder = Path(self.data_dir).expanduser() / "stl10_binary"

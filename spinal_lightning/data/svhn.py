@@ -74,6 +74,8 @@ class SVHNDataModule(InMemoryImageDataModule):
         augmentation: BatchAugment | None = None,
         download: bool = False,
         seed: int | None = None,
+        pipeline: str = "tensor",
+        data_on_device: bool = False,
         imagenet_transforms: bool = False,
         image_size: int | None = None,
         include_extra: bool = False,
@@ -90,6 +92,8 @@ class SVHNDataModule(InMemoryImageDataModule):
             augmentation=augmentation,
             download=download,
             seed=seed,
+            pipeline=pipeline,
+            data_on_device=data_on_device,
             imagenet_transforms=imagenet_transforms,
             image_size=image_size,
         )
@@ -97,7 +101,7 @@ class SVHNDataModule(InMemoryImageDataModule):
     def default_augmentation(self) -> BatchAugment:
         if self.imagenet_transforms:
             return transfer_augmentation(hflip=False)
-        return BatchAugment(max_shift_pixels=4)
+        return BatchAugment(pad_crop=4)
 
     def split_names(self, train: bool) -> list[str]:
         if not train:
