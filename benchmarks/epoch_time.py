@@ -110,7 +110,10 @@ def compare_side_by_side(args, config: str) -> None:
                 workdir = Path(folder) / f"{name}-{repeat}"
                 record = run_variant(name, config, 1, workdir, args.train_batches, tuple(args.cli_args))
                 rates[name].append(record["images_per_second"])
-                print(f"repeat {repeat + 1} {name:9s} {record['precision']:10s} {record['images_per_second']:7.1f} images/s", flush=True)
+                print(
+                    f"repeat {repeat + 1} {name:9s} {record['precision']:10s} {record['images_per_second']:7.1f} images/s",
+                    flush=True,
+                )
 
     if {"default", "fp32-pil"} <= rates.keys():
         fast, slow = statistics.median(rates["default"]), statistics.median(rates["fp32-pil"])

@@ -81,7 +81,9 @@ def main() -> None:
     def autocast():
         return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
-    models = {name: build_model(name).to(device, memory_format=torch.channels_last).train() for name in ("spinal", "fc")}
+    models = {
+        name: build_model(name).to(device, memory_format=torch.channels_last).train() for name in ("spinal", "fc")
+    }
     images = torch.randn(args.batch_size, 1, 28, 28, device=device).contiguous(memory_format=torch.channels_last)
     features = torch.randn(args.batch_size, 256, device=device)
     labels = torch.randint(0, 10, (args.batch_size,), device=device)

@@ -88,10 +88,13 @@ def main() -> None:
                 else:
                     result = run_plain(args.head, args.batches, args.warmup, args.precision)
                 rates[kind].append(result["images_per_second"])
-                print(f"repeat {repeat + 1} {kind:5s} {result['images_per_second']:8.1f} images/s ({result['precision']})", flush=True)
+                print(
+                    f"repeat {repeat + 1} {kind:5s} {result['images_per_second']:8.1f} images/s ({result['precision']})",
+                    flush=True,
+                )
 
     cli, plain = statistics.median(rates["cli"]), statistics.median(rates["plain"])
-    pair_ratios = [c / p for c, p in zip(rates["cli"], rates["plain"])]
+    pair_ratios = [c / p for c, p in zip(rates["cli"], rates["plain"], strict=True)]
     print(f"median: cli {cli:.1f} images/s, plain loop {plain:.1f} images/s")
     print(f"ratio cli / plain loop: {cli / plain:.3f} (per pair: {', '.join(f'{r:.3f}' for r in pair_ratios)})")
 

@@ -75,9 +75,7 @@ def run_fit(args: list[str], logger: str) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", type=int, default=3, help="number of (W&B, CSV) pairs of fits")
     parser.add_argument("--train-batches", type=int, default=20, help="training batches per fit")
     parser.add_argument("--val-batches", type=int, default=5, help="validation batches per fit")

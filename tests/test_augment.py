@@ -108,7 +108,9 @@ def test_crop_boxes_follow_torchvision_distribution():
     scale, ratio = (0.08, 1.0), (3 / 4, 4 / 3)
 
     ours = sample_resized_crop_boxes(count, 28, 28, scale, ratio, torch.device("cpu"))
-    theirs = torch.tensor([transforms.RandomResizedCrop.get_params(torch.empty(1, 28, 28), scale, ratio) for _ in range(count)])
+    theirs = torch.tensor(
+        [transforms.RandomResizedCrop.get_params(torch.empty(1, 28, 28), scale, ratio) for _ in range(count)]
+    )
 
     # Whole pixels, inside the image, like torchvision's boxes.
     assert torch.equal(ours, ours.round())
@@ -125,7 +127,10 @@ def test_narrow_crop_scale_uses_torchvision_fallback():
     # With scale (0.95, 1) on 28 x 28 most draws do not fit; the full image is the fallback.
     ours = sample_resized_crop_boxes(4000, 28, 28, (0.95, 1.0), (3 / 4, 4 / 3), torch.device("cpu"))
     theirs = torch.tensor(
-        [transforms.RandomResizedCrop.get_params(torch.empty(1, 28, 28), (0.95, 1.0), (3 / 4, 4 / 3)) for _ in range(4000)]
+        [
+            transforms.RandomResizedCrop.get_params(torch.empty(1, 28, 28), (0.95, 1.0), (3 / 4, 4 / 3))
+            for _ in range(4000)
+        ]
     )
 
     ours_full = (ours[:, 2:] == 28).all(dim=1).float().mean()

@@ -106,4 +106,8 @@ def test_unknown_pipeline_is_rejected(fashion_mnist_dir):
 
 def test_pil_dataset_rejects_two_channels():
     with pytest.raises(ValueError, match="1 or 3 channels"):
-        PILImageDataset(torch.zeros(2, 2, 8, 8, dtype=torch.uint8), torch.zeros(2), build_pil_transform(None, (8, 8), (0.5,), (0.5,)))
+        PILImageDataset(
+            torch.zeros(2, 2, 8, 8, dtype=torch.uint8),
+            torch.zeros(2),
+            build_pil_transform(None, (8, 8), (0.5,), (0.5,)),
+        )

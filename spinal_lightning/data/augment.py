@@ -127,7 +127,9 @@ class BatchAugment(nn.Module):
         batch_size, _, height, width = images.shape
 
         if self.pad_crop > 0:
-            offsets = torch.randint(0, 2 * self.pad_crop + 1, (batch_size, 2), device=images.device, generator=generator)
+            offsets = torch.randint(
+                0, 2 * self.pad_crop + 1, (batch_size, 2), device=images.device, generator=generator
+            )
             images = pad_crop(images, self.pad_crop, offsets)
 
         if self.warps:
@@ -217,9 +219,7 @@ def sample_perspective_points(
     dy = torch.randint(0, max_dy + 1, (batch_size, 4), device=device, generator=generator)
 
     # Corners on the right or bottom edge move left or up from width - 1 or height - 1.
-    startpoints = torch.tensor(
-        [[0, 0], [width - 1, 0], [width - 1, height - 1], [0, height - 1]], device=device
-    )
+    startpoints = torch.tensor([[0, 0], [width - 1, 0], [width - 1, height - 1], [0, height - 1]], device=device)
     inward = torch.tensor([[1, 1], [-1, 1], [-1, -1], [1, -1]], device=device)
     endpoints = startpoints + inward * torch.stack([dx, dy], dim=2)
     return startpoints, endpoints

@@ -69,7 +69,9 @@ def perspective_matrices(startpoints: torch.Tensor, endpoints: torch.Tensor, hei
     targets = torch.stack([x_in, y_in], dim=2).reshape(count, 8)
     coefficients = torch.linalg.solve(system, targets)
 
-    corner_matrices = torch.cat([coefficients, torch.ones(count, 1, dtype=torch.float64, device=endpoints.device)], dim=1)
+    corner_matrices = torch.cat(
+        [coefficients, torch.ones(count, 1, dtype=torch.float64, device=endpoints.device)], dim=1
+    )
     corner_matrices = corner_matrices.view(count, 3, 3)
 
     # The corner points are given with the origin at the top-left image corner; move it to the centre.
