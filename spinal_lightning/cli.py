@@ -41,9 +41,14 @@ PARSER_KWARGS = {
 class SpinalCLI(LightningCLI):
     """LightningCLI with the data-to-model links of this project."""
 
-    def __init__(self, *args, save_config_callback=RunConfigSaver, **kwargs) -> None:
+    def __init__(
+        self, *args, save_config_callback=RunConfigSaver, trainer_class=SpinalTrainer, **kwargs
+    ) -> None:
         # RunConfigSaver keeps one config.yaml per run folder and puts the config into W&B.
-        super().__init__(*args, save_config_callback=save_config_callback, **kwargs)
+        # SpinalTrainer accepts precision: auto (the configs' default), resolved per machine.
+        super().__init__(
+            *args, save_config_callback=save_config_callback, trainer_class=trainer_class, **kwargs
+        )
 
     def instantiate_trainer(self, **kwargs) -> L.Trainer:
         add_default_progress_bar(self._get(self.config_init, "trainer", default={}))
@@ -99,8 +104,6 @@ def main(args: list[str] | None = None) -> None:
             SpinalClassifier,
             L.LightningDataModule,
             subclass_mode_data=True,
-            # Accepts precision: auto (the default), resolved per machine before the Trainer is built.
-            trainer_class=SpinalTrainer,
             args=args,
             auto_configure_optimizers=False,
             save_config_kwargs={"overwrite": True},

@@ -42,19 +42,3 @@ def test_shift_moves_whole_pixels():
 def test_perspective_range_checked(argument):
     with pytest.raises(ValueError, match=f"{argument} must be in \\[0, 1\\]"):
         BatchAugment(**{argument: 1.5})
-
-
-
-def test_homography_maps_moved_corners_home():
-    augment = BatchAugment(perspective_distortion=0.3, perspective_probability=1.0)
-    generator = torch.Generator().manual_seed(0)
-    homographies = augment.sample_homographies(8, torch.device("cpu"), generator)
-
-    # The inverse map sends each image corner to where that corner lands in the output.
-    corners = torch.tensor([[-1.0, -1.0, 1.0], [1.0, -1.0, 1.0], [1.0, 1.0, 1.0], [-1.0, 1.0, 1.0]])
-    moved = corners @ torch.linalg.inv(homographies).transpose(1, 2)
-    moved = moved[..., :2] / moved[..., 2:]
-    inward = (corners[:, :2] - moved) * corners[:, :2]
-    assert inward.min() >= -1e-4
-    assert inward.max() <= 0.3 + 1e-4
-    assert inward.max() > 0.05
