@@ -47,6 +47,8 @@ def test_cli_fit_with_auto_precision_and_device_data(tmp_path, fashion_mnist_dir
             "--config", str(CONFIGS / "vgg_spinal.yaml"),
             *FAST_TRAINER_ARGS,
             "--trainer.precision=auto",
+            "--trainer.logger=lightning.pytorch.loggers.CSVLogger",
+            "--trainer.logger.name=vgg_spinal",
             "--trainer.limit_train_batches=2",
             "--trainer.limit_val_batches=1",
             f"--data.init_args.data_dir={fashion_mnist_dir}",
