@@ -4,9 +4,9 @@ Lightning resolves ``--ckpt_path last`` inside the checkpoint folder of the *new
 and a versioned logger (CSV, TensorBoard) or a new W&B run gets a fresh folder on every start, so
 ``last`` would find nothing and silently start over. Before the classes are instantiated,
 ``prepare_resume`` replaces ``last`` with the newest ``last*.ckpt`` of this logger's runs and pins
-the logger to that run: ``version`` for CSV and TensorBoard loggers, ``id`` plus
-``resume="allow"`` for ``WandbLogger``, whose checkpoint folder is named after the W&B run id,
-and ``version`` plus ``resume="allow"`` for this project's ``WandbRunLogger``, whose run folder
+the logger to that run. CSV and TensorBoard loggers get the run's ``version``. ``WandbLogger``
+gets ``id`` plus ``resume="allow"``, since its checkpoint folder is named after the W&B run id.
+This project's ``WandbRunLogger`` gets ``version`` plus ``resume="allow"``, since its run folder
 ``save_dir/name/<run id>`` is named after the id as well.
 """
 
