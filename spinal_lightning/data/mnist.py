@@ -93,16 +93,21 @@ class MNISTStyleDataModule(InMemoryImageDataModule):
             except Exception as error:  # torchvision raises URLError, RuntimeError or OSError offline
                 raise DataNotFoundError(
                     f"Downloading {self.name} into {self.data_dir!r} failed: {error}. "
-                    f"{self._how_to_get_data()}"
+                    f"{self._how_to_get_data(download_failed=True)}"
                 ) from error
 
-    def _how_to_get_data(self) -> str:
+    def _how_to_get_data(self, download_failed: bool = False) -> str:
         names = ", ".join(f"{stem}.gz" for train in (True, False) for stem in self.file_stems(train))
         folders = ", ".join(repr(str(folder)) for folder in self.candidate_dirs())
+        # After a failed download, suggesting download: true again would send the user in a circle.
+        download = (
+            "or run again where the download source is reachable"
+            if download_failed
+            else "or set data.download: true to download them with torchvision"
+        )
         return (
             f"Expected the files {names} (or the same without .gz) in one of {folders}. Copy them "
-            "into data_dir, or set data.download: true to download them with torchvision"
-            f"{self._system_hint()}."
+            f"into data_dir, {download}{self._system_hint()}."
         )
 
     def _system_hint(self) -> str:
