@@ -195,7 +195,7 @@ def test_ddp_fit_matches_single_process(launcher, fashion_mnist_slice, tmp_path)
     assert len(wandb_runs(fit_dir)) == 1
     checkpoint_dirs = sorted(fit_dir.rglob("checkpoints"))
     assert len(checkpoint_dirs) == 1
-    # The run folder holds the saved config, and the checkpoint callback copies it beside the
+    # The run folder contains the saved config, and the checkpoint callback copies it beside the
     # checkpoints; a second process would add more copies.
     configs = sorted(path for path in fit_dir.rglob("config.yaml") if "wandb" not in path.parts)
     assert configs == [checkpoint_dirs[0] / "config.yaml", checkpoint_dirs[0].parent / "config.yaml"]

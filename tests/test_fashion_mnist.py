@@ -30,7 +30,8 @@ def test_reported_shape_and_classes(datamodule):
     images, labels = datamodule.train_set[0]
 
     assert (datamodule.num_classes, datamodule.in_channels, datamodule.image_size) == (10, 1, (28, 28))
-    assert images.shape == (1, 28, 28) and images.dtype == torch.uint8
+    assert images.shape == (1, 28, 28)
+    assert images.dtype == torch.uint8
     assert len(datamodule.classes) == 10
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-# Families this wrapper can cut. The value names the attribute that holds the stock
+# Families this wrapper can cut. The value names the attribute that contains the stock
 # classifier and the attribute path of the first convolution (replaced for non-RGB inputs).
 FAMILIES = {
     "alexnet": ("classifier", "features.0"),

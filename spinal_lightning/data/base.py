@@ -48,6 +48,13 @@ def resolve_size(size: int | float, total: int, name: str) -> int:
     return int(size)
 
 
+def seed_everything_value() -> int | None:
+    """Return the seed of the run's ``seed_everything``, or ``None`` when it was not called."""
+    # seed_everything stores its seed here, and DDP launchers pass it on to every process.
+    global_seed = os.environ.get("PL_GLOBAL_SEED")
+    return int(global_seed) if global_seed is not None else None
+
+
 class ImageDataModule(L.LightningDataModule):
     """Folder, per-device batch size, seeded validation split and loaders shared by every data set.
 
@@ -136,17 +143,16 @@ class ImageDataModule(L.LightningDataModule):
         """Return ``split_seed``, else the ``seed_everything`` value, else ``DEFAULT_SPLIT_SEED``."""
         if self.split_seed is not None:
             return self.split_seed
-        # seed_everything stores its seed here, and DDP launchers pass it on to every process.
-        global_seed = os.environ.get("PL_GLOBAL_SEED")
-        return int(global_seed) if global_seed is not None else self.DEFAULT_SPLIT_SEED
+        global_seed = seed_everything_value()
+        return global_seed if global_seed is not None else self.DEFAULT_SPLIT_SEED
 
     def resolve_seed(self) -> int:
         """Return ``seed``, else the ``seed_everything`` value, else a seed drawn at random."""
         if self.seed is not None:
             return self.seed
-        global_seed = os.environ.get("PL_GLOBAL_SEED")
+        global_seed = seed_everything_value()
         if global_seed is not None:
-            return int(global_seed)
+            return global_seed
         return int(torch.empty((), dtype=torch.int64).random_().item())
 
     def device_batch_size(self) -> int:
