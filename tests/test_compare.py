@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import CONFIGS, FAST_TRAINER_ARGS, run_cli
+from conftest import CONFIGS, FAST_TRAINER_ARGS, cli_env, run_cli
 from lightning import seed_everything
 
-from spinal_lightning.compare.command import ComparisonError, compare
+from spinal_lightning.compare.command import ComparisonError, child_environment, compare
 from spinal_lightning.compare.report import (
     check_batch_order,
     check_settings,
@@ -77,9 +82,7 @@ def draw_data_stream(seed: int, global_draws: int) -> tuple[list[int], torch.Ten
     torch.rand(global_draws)
 
     images, labels = next(iter(datamodule.train_dataloader()))
-    augmented = datamodule.augmentation(
-        images.float() / 255, generator=datamodule.augment_generator(images.device)
-    )
+    augmented = datamodule.augmentation(images.float() / 255, generator=datamodule.augment_generator(images.device))
     return labels.tolist(), augmented
 
 
@@ -253,10 +256,7 @@ def test_batch_order_check_flags_difference():
     shifted = fake_result("fc", 0, 0.9, 2, first_batch_labels=[[2, 1, 0]])
 
     assert "identical" in check_batch_order(same)[0]
-    assert (
-        "DIFFERENT first 1 training batches for fc than for spinal"
-        in check_batch_order([same[0], shifted])[0]
-    )
+    assert "DIFFERENT first 1 training batches for fc than for spinal" in check_batch_order([same[0], shifted])[0]
 
 
 def test_settings_check_lists_differing_keys():
@@ -276,6 +276,7 @@ def test_settings_check_lists_differing_keys():
         (["--heads", "{head}", "--seed_everything=3"], "Unknown argument '--seed_everything=3'"),
         (["--heads", "{head}", "--seed", "3"], "Unknown argument '--seed'"),
         ([], "No head configs given"),
+        (["--heads", "{head}", "--jobs", "0"], "--jobs 0 is below 1"),
     ],
 )
 def test_compare_rejects_invalid_options(tmp_path, arguments, message):
@@ -317,3 +318,80 @@ def test_summary_marks_head_not_run_yet():
     table = summary_markdown(rows, baseline="fc")
     assert "| spinal | n/a | 0 of 0 | not run yet | n/a | n/a |" in table
     assert "| fc | FCHead | 1 of 1 | 90.00 | baseline | baseline |" in table
+
+
+def digits_comparison(output: str, *extra: str) -> list[str]:
+    """Arguments of a comparison of the digits heads, which trains in seconds."""
+    return [
+        "compare",
+        "--heads",
+        str(CONFIGS / "digits_spinal.yaml"),
+        str(CONFIGS / "digits_fc.yaml"),
+        "--labels",
+        "spinal",
+        "fc",
+        "--output",
+        output,
+        "--trainer.enable_progress_bar=false",
+        *extra,
+    ]
+
+
+def test_parallel_jobs_keep_the_planned_order(tmp_path):
+    result = run_cli(
+        digits_comparison("parallel", "--seeds", "0", "1", "--jobs", "2", "--trainer.max_epochs=1"), cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count(" done] ") == 4
+
+    # Runs finish in any order, yet the table lists them seed by seed, head by head.
+    with open(tmp_path / "parallel" / "runs.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(row["label"], row["seed"]) for row in rows] == [("spinal", "0"), ("fc", "0"), ("spinal", "1"), ("fc", "1")]
+    assert all(row["status"] == "ok" and 0.5 < float(row["test_acc"]) <= 1 for row in rows)
+
+
+def test_parallel_jobs_share_the_cores(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert child_environment(2)["OMP_NUM_THREADS"] == str(max(1, (os.cpu_count() or 1) // 2))
+    assert "OMP_NUM_THREADS" not in child_environment(1)
+
+    # A thread count the user chose wins.
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert child_environment(2)["OMP_NUM_THREADS"] == "3"
+
+
+def running_runs(output: Path) -> list[int]:
+    """Process ids of the compare runs still alive whose command line names ``output``."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if "spinal_lightning.compare.single_run" in command and str(output) in command:
+            pids.append(int(entry.name))
+    return pids
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="lists processes through /proc")
+def test_sigterm_stops_the_parallel_runs(tmp_path):
+    output = tmp_path / "stopped"
+    command = [sys.executable, "-m", "spinal_lightning", *digits_comparison(str(output), "--jobs", "2")]
+    command += ["--seeds", "0", "1", "--trainer.max_epochs=1000"]
+    compare_process = subprocess.Popen(command, cwd=tmp_path, env=cli_env(), stdout=subprocess.PIPE, text=True)
+
+    # Wait until both runs train, then stop the comparison as a cluster scheduler would.
+    deadline = time.monotonic() + 120
+    while len(running_runs(output)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert len(running_runs(output)) == 2
+    compare_process.send_signal(signal.SIGTERM)
+    compare_process.wait(timeout=60)
+
+    assert compare_process.returncode == 128 + signal.SIGTERM
+    assert running_runs(output) == []
+
+    # The queued runs of seed 1 never started.
+    assert not (output / "runs" / "spinal" / "seed1").exists()
+    assert "seed 1: running" not in compare_process.stdout.read()

@@ -4,8 +4,9 @@
         --seeds 0 1 2 --output results/my_comparison --trainer.max_epochs=5
 
 Every (seed, head) pair is one ``fit`` + ``test`` run of ``SpinalCLI`` in its own process, run
-one after another. Runs of the same seed share the data split, the batch order and the
-augmentation draws, because the datamodule draws them from generators seeded with that seed.
+one after another, or ``--jobs`` at a time on a CPU machine with cores to spare. Runs of the same
+seed share the data split, the batch order and the augmentation draws, because the datamodule
+draws them from generators seeded with that seed.
 After every run the report in ``--output`` is rewritten, so a failed or interrupted run keeps
 the results of the runs before it.
 """
@@ -14,11 +15,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from spinal_lightning.compare.machine import describe_machine
@@ -26,6 +30,11 @@ from spinal_lightning.compare.report import load_results, write_report
 from spinal_lightning.compare.single_run import RESULT_FILE, run_directory
 
 CONTEXT_FILE = "comparison.json"
+
+# The child processes training right now; the runs execute in worker threads, and only the main
+# thread sees Ctrl-C or SIGTERM, so it kills these itself before it exits.
+RUNNING: set[subprocess.Popen] = set()
+RUNNING_LOCK = threading.Lock()
 
 # Arguments forwarded to every run: overrides of the sections that SpinalCLI parses.
 FORWARDED_SECTIONS = ("trainer", "model", "data")
@@ -41,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         # Without this, a mistyped --seed would silently mean --seeds.
         allow_abbrev=False,
         description=(
-            "Train each head config with each seed (fit, then test), sequentially, and write a "
+            "Train each head config with each seed (fit, then test), one run or --jobs runs at a time, and write a "
             "results table (Markdown and CSV), a plot of test accuracy against head parameters "
             "and a report into --output. Other arguments of the form --trainer.*, --model.* and "
             "--data.* are passed to every run."
@@ -72,9 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="one name per head for the table and the run folders (default: the config file names)",
     )
 
-    parser.add_argument(
-        "--seeds", nargs="+", type=int, default=[0], metavar="SEED", help="seeds to run (default: 0)"
-    )
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0], metavar="SEED", help="seeds to run (default: 0)")
     parser.add_argument(
         "--baseline",
         metavar="LABEL",
@@ -103,6 +110,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help=(
+            "runs trained at the same time (default: 1). Each gets an equal share of the CPU cores "
+            "as its OMP_NUM_THREADS unless that is set; on a GPU machine the runs share the devices"
+        ),
+    )
+
+    parser.add_argument(
         "--report-only",
         action="store_true",
         help=f"train nothing: rewrite the report in --output from its {CONTEXT_FILE} and the runs' results",
@@ -126,17 +143,15 @@ def check_options(options: argparse.Namespace, forwarded: list[str]) -> None:
             "give one label per head config."
         )
     if len(set(options.labels)) != len(options.labels):
-        raise ComparisonError(
-            f"The head labels {options.labels} are not unique; set distinct names with --labels."
-        )
+        raise ComparisonError(f"The head labels {options.labels} are not unique; set distinct names with --labels.")
     if len(set(options.seeds)) != len(options.seeds):
         raise ComparisonError(f"--seeds {options.seeds} repeats a seed; give each seed once.")
+    if options.jobs < 1:
+        raise ComparisonError(f"--jobs {options.jobs} is below 1; give the number of runs to train at once.")
     if options.baseline is None:
         options.baseline = options.labels[-1]
     if options.baseline not in options.labels:
-        raise ComparisonError(
-            f"--baseline {options.baseline!r} is not one of the head labels {options.labels}."
-        )
+        raise ComparisonError(f"--baseline {options.baseline!r} is not one of the head labels {options.labels}.")
 
     for argument in forwarded:
         if not argument.startswith("--"):
@@ -150,9 +165,19 @@ def check_options(options: argparse.Namespace, forwarded: list[str]) -> None:
             )
 
 
-def run_one(
-    options: argparse.Namespace, label: str, head_config: Path, seed: int, forwarded: list[str]
-) -> None:
+def child_environment(jobs: int) -> dict[str, str]:
+    """Return the environment of the runs: with several jobs, split the CPU cores between them.
+
+    Without this, every run would start one OpenMP thread per core, and ``jobs`` runs on the same
+    cores would spend their time waiting for each other.
+    """
+    environment = dict(os.environ)
+    if jobs > 1 and "OMP_NUM_THREADS" not in environment:
+        environment["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
+    return environment
+
+
+def run_one(options: argparse.Namespace, label: str, head_config: Path, seed: int, forwarded: list[str]) -> None:
     """Run one (head, seed) pair in a child process, keeping its output in ``output.log``."""
     runs_dir = options.output / "runs"
     run_dir = run_directory(runs_dir, label, seed)
@@ -175,12 +200,28 @@ def run_one(
     with open(run_dir / "output.log", "w") as log:
         log.write(shlex.join(command) + "\n")
         log.flush()
+        child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=child_environment(options.jobs))
+        with RUNNING_LOCK:
+            RUNNING.add(child)
         try:
-            subprocess.run(
-                command, stdout=log, stderr=subprocess.STDOUT, timeout=options.run_timeout, check=False
-            )
+            child.wait(timeout=options.run_timeout)
         except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
             log.write(f"\nThe run was stopped after the --run-timeout of {options.run_timeout} seconds.\n")
+        finally:
+            with RUNNING_LOCK:
+                RUNNING.discard(child)
+
+
+def stop_running_children() -> None:
+    """Kill the runs still training, so an interrupted comparison leaves no orphaned trainer behind."""
+    with RUNNING_LOCK:
+        children = list(RUNNING)
+    for child in children:
+        child.kill()
+    for child in children:
+        child.wait()
 
 
 def rewrite_report(output: Path) -> int:
@@ -188,8 +229,7 @@ def rewrite_report(output: Path) -> int:
     context_path = output / CONTEXT_FILE
     if not context_path.is_file():
         raise ComparisonError(
-            f"{str(context_path)!r} not found. --report-only needs the --output folder of an earlier "
-            "comparison."
+            f"{str(context_path)!r} not found. --report-only needs the --output folder of an earlier comparison."
         )
     context = json.loads(context_path.read_text())
     planned = [(seed, label) for seed in context["seeds"] for label in context["labels"]]
@@ -223,25 +263,44 @@ def compare(argv: list[str]) -> int:
 
     # Seeds are the outer loop, so an interrupted comparison still has every head for its first seeds.
     pairs = [
-        (seed, label, head)
-        for seed in options.seeds
-        for label, head in zip(options.labels, options.heads, strict=True)
+        (seed, label, head) for seed in options.seeds for label, head in zip(options.labels, options.heads, strict=True)
     ]
-    for index, (seed, label, head_config) in enumerate(pairs, start=1):
+    order = [(seed, label) for seed, label, _ in pairs]
+    finished: set[tuple[int, str]] = set()
+    results: list[dict] = []
+
+    def timed_run(index: int, seed: int, label: str, head_config: Path) -> float:
         started = time.perf_counter()
         print(f"[{index}/{len(pairs)}] {label} seed {seed}: running", flush=True)
         run_one(options, label, head_config, seed, forwarded)
+        return time.perf_counter() - started
 
-        finished = [(done_seed, done_label) for done_seed, done_label, _ in pairs[:index]]
-        results = load_results(options.output / "runs", finished)
-        latest = results[-1]
-        outcome = f"test acc {100 * latest['test_acc']:.2f}%" if latest["status"] == "ok" else latest["error"]
-        elapsed = time.perf_counter() - started
-        print(
-            f"[{index}/{len(pairs)}] {label} seed {seed}: {latest['status']}, {outcome} ({elapsed:.0f} s)",
-            flush=True,
-        )
-        write_report(options.output, results, context)
+    pool = ThreadPoolExecutor(max_workers=options.jobs)
+    try:
+        futures = {
+            pool.submit(timed_run, index, seed, label, head_config): (seed, label)
+            for index, (seed, label, head_config) in enumerate(pairs, start=1)
+        }
+        for future in as_completed(futures):
+            elapsed = future.result()
+            seed, label = futures[future]
+            finished.add((seed, label))
+
+            # The report keeps the planned order, whichever run finished first.
+            results = load_results(options.output / "runs", [pair for pair in order if pair in finished])
+            latest = next(result for result in results if (result["seed"], result["label"]) == (seed, label))
+            outcome = f"test acc {100 * latest['test_acc']:.2f}%" if latest["status"] == "ok" else latest["error"]
+            print(
+                f"[{len(finished)}/{len(pairs)} done] {label} seed {seed}: {latest['status']}, {outcome} "
+                f"({elapsed:.0f} s)",
+                flush=True,
+            )
+            write_report(options.output, results, context)
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        stop_running_children()
+        raise
+    pool.shutdown()
 
     failed = [result for result in results if result["status"] != "ok"]
     print(f"Report written to {options.output / 'report.md'}; {len(failed)} of {len(results)} runs failed.")
