@@ -31,10 +31,12 @@ from spinal_lightning.resume import prepare_resume
 DEFAULT_PLUGINS = [{"class_path": "spinal_lightning.checkpoint_io.AtomicCheckpointIO"}]
 
 # Parse errors are raised instead of printed with the whole usage text, so main() reports them as
-# one paragraph like every other user error.
+# one paragraph like every other user error. Abbreviations are off: argparse would otherwise read
+# the typo --trainer.max_epoch as --trainer.max_epochs without a word.
+PARSER_OPTIONS = {"exit_on_error": False, "allow_abbrev": False}
 PARSER_KWARGS = {
-    "exit_on_error": False,
-    **{subcommand: {"exit_on_error": False} for subcommand in ("fit", "validate", "test", "predict")},
+    **PARSER_OPTIONS,
+    **{subcommand: dict(PARSER_OPTIONS) for subcommand in ("fit", "validate", "test", "predict")},
 }
 
 

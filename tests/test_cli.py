@@ -63,6 +63,16 @@ def test_unknown_key_is_one_clear_message(tmp_path):
     assert "layer_wdth" in result.stderr
 
 
+def test_abbreviated_option_is_rejected(tmp_path):
+    # argparse would read --trainer.max_epoch as --trainer.max_epochs; a typo must not train.
+    result = run_cli(["fit", "--config", str(CONFIGS / "digits_spinal.yaml"), "--trainer.max_epoch=1"], cwd=tmp_path)
+
+    assert result.returncode == 1
+    assert "unrecognized arguments: --trainer.max_epoch=1" in result.stderr
+    assert "Run the same command with --help" in result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
 def test_zero_head_width_is_one_clear_message(tmp_path):
     result = run_cli(
         ["fit", "--config", str(CONFIGS / "vgg_spinal.yaml"), "--model.head.init_args.layer_width=0"],
