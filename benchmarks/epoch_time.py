@@ -25,9 +25,10 @@ from pathlib import Path
 
 from benchmarks.lightning_overhead import REPO_ROOT, run
 
+# The two settings compared, also read by the accuracy comparison in docs/speed.md.
 VARIANTS = {
-    "default": [],
-    "fp32-pil": ["--trainer.precision=32-true", "--data.init_args.pipeline=pil", "--model.channels_last=false"],
+    name: ["--config", str(REPO_ROOT / "benchmarks" / "variants" / f"{name.replace('-', '_')}.yaml")]
+    for name in ("default", "fp32-pil")
 }
 
 
