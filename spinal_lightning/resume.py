@@ -33,7 +33,7 @@ def prepare_resume(config: Namespace) -> None:
 
     root = logger_root(logger)
     if ckpt_path == "last":
-        found = newest_last_checkpoint(root)
+        found = newest_last_checkpoint(root, is_wandb(logger))
         if found is None:
             # Lightning then warns that no last checkpoint exists and starts a new run.
             return
@@ -81,10 +81,31 @@ def logger_root(logger: Namespace) -> Path:
     return Path(save_dir) / (name or DEFAULT_NAME)
 
 
-def newest_last_checkpoint(root: Path) -> Path | None:
-    """Return the most recently written ``last*.ckpt`` under ``root/<run>/checkpoints``."""
-    candidates = [path for path in root.glob(f"*/{CHECKPOINT_FOLDER}/last*.ckpt") if path.is_file()]
+def newest_last_checkpoint(root: Path, wandb: bool) -> Path | None:
+    """Return the most recently written ``last*.ckpt`` of a run of this kind of logger.
+
+    A CSV run and a W&B run of the same config share ``root``. Resuming the other kind's run would
+    pin a W&B logger to the run id ``version_0``, or a CSV logger to a W&B run id, so each kind of
+    logger only considers its own runs.
+    """
+    candidates = [
+        path
+        for path in root.glob(f"*/{CHECKPOINT_FOLDER}/last*.ckpt")
+        if path.is_file() and is_wandb_run(path.parent.parent) == wandb
+    ]
     return max(candidates, key=lambda path: path.stat().st_mtime) if candidates else None
+
+
+def is_wandb_run(run_folder: Path) -> bool:
+    """Tell whether ``run_folder`` was written by a W&B logger rather than a CSV or TensorBoard one.
+
+    ``WandbRunLogger`` keeps its ``wandb/`` files inside the run folder; a run of a versioned logger
+    without an explicit version is named ``version_<n>``, which a W&B run id never is.
+    """
+    if (run_folder / "wandb").is_dir():
+        return True
+    suffix = run_folder.name.removeprefix("version_")
+    return not (run_folder.name.startswith("version_") and suffix.isdigit())
 
 
 def run_name_of_checkpoint(ckpt_path: Path, root: Path) -> str | None:

@@ -64,6 +64,28 @@ def test_wandb_logger_resumes_run_id(tmp_path):
     assert config.trainer.logger.init_args.resume == "allow"
 
 
+def test_wandb_and_csv_runs_in_one_folder_resume_their_own_kind(tmp_path):
+    # A CSV run and a W&B run of the same config name: each logger resumes its own kind of run.
+    wandb_checkpoint = make_checkpoint(tmp_path / "run/k3x9q2ab/checkpoints/last.ckpt", mtime=1_000)
+    (tmp_path / "run/k3x9q2ab/wandb").mkdir()
+    csv_checkpoint = make_checkpoint(tmp_path / "run/version_0/checkpoints/last.ckpt", mtime=2_000)
+    wandb_logger = Namespace(
+        class_path="spinal_lightning.loggers.WandbRunLogger",
+        init_args=Namespace(save_dir=str(tmp_path), name="run"),
+    )
+
+    wandb_config = subcommand_config("last", wandb_logger)
+    prepare_resume(wandb_config)
+    assert wandb_config.ckpt_path == str(wandb_checkpoint)
+    assert wandb_config.trainer.logger.init_args.version == "k3x9q2ab"
+
+    os.utime(wandb_checkpoint, (3_000, 3_000))
+    csv_config = subcommand_config("last", csv_logger(tmp_path))
+    prepare_resume(csv_config)
+    assert csv_config.ckpt_path == str(csv_checkpoint)
+    assert csv_config.trainer.logger.init_args.version == 0
+
+
 def test_no_previous_run_leaves_config_alone(tmp_path):
     config = subcommand_config("last", csv_logger(tmp_path))
 
