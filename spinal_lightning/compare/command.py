@@ -165,6 +165,12 @@ def check_options(options: argparse.Namespace, forwarded: list[str]) -> None:
             )
 
 
+def say(line: str) -> None:
+    """Print one progress line; a single write, so lines of parallel runs do not run together."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
 def child_environment(jobs: int) -> dict[str, str]:
     """Return the environment of the runs: with several jobs, split the CPU cores between them.
 
@@ -271,7 +277,7 @@ def compare(argv: list[str]) -> int:
 
     def timed_run(index: int, seed: int, label: str, head_config: Path) -> float:
         started = time.perf_counter()
-        print(f"[{index}/{len(pairs)}] {label} seed {seed}: running", flush=True)
+        say(f"[{index}/{len(pairs)}] {label} seed {seed}: running")
         run_one(options, label, head_config, seed, forwarded)
         return time.perf_counter() - started
 
@@ -290,10 +296,9 @@ def compare(argv: list[str]) -> int:
             results = load_results(options.output / "runs", [pair for pair in order if pair in finished])
             latest = next(result for result in results if (result["seed"], result["label"]) == (seed, label))
             outcome = f"test acc {100 * latest['test_acc']:.2f}%" if latest["status"] == "ok" else latest["error"]
-            print(
+            say(
                 f"[{len(finished)}/{len(pairs)} done] {label} seed {seed}: {latest['status']}, {outcome} "
-                f"({elapsed:.0f} s)",
-                flush=True,
+                f"({elapsed:.0f} s)"
             )
             write_report(options.output, results, context)
     except BaseException:
