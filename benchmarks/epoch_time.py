@@ -23,7 +23,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks.lightning_overhead import REPO_ROOT, run
+# `python benchmarks/<script>.py` puts only benchmarks/ on sys.path; the imports below need the root.
+if not __package__:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.lightning_overhead import REPO_ROOT, run  # noqa: E402
 
 # The settings compared, also read by the accuracy comparison in docs/speed.md: the default
 # config, the fp32 + PIL baseline, and the two ablations that change only precision or data path.

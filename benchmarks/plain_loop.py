@@ -13,13 +13,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from benchmarks.timing import synchronize
+# `python benchmarks/<script>.py` puts only benchmarks/ on sys.path; the imports below need the root.
+if not __package__:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.timing import synchronize  # noqa: E402
 from spinal_lightning import VGG5, FCHead, SpinalHead
 from spinal_lightning.data import FashionMNISTDataModule
 from spinal_lightning.precision import resolve_precision
