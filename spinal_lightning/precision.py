@@ -39,6 +39,9 @@ def resolve_precision(precision: str | int | None, accelerator: str | object = "
         return "bf16-mixed" if torch.cuda.is_bf16_supported() else "32-true"
     # NOTE: MPS, TPU and other accelerators are not probed; they train in float32 unless configured.
     if accelerator_name in ("auto", "cpu", "cpuaccelerator"):
+        # NOTE: with bf16-mixed and the batched augmentation, VGG-5 on Fashion-MNIST ended 3 epochs
+        # 0.93 +- 0.74 points below float32 with PIL transforms (6 seeds, 2-core Xeon with AMX);
+        # which of the two settings costs the accuracy is not measured apart yet.
         return "bf16-mixed" if cpu_has_bf16() else "32-true"
     return "32-true"
 

@@ -99,8 +99,8 @@ def newest_last_checkpoint(root: Path, wandb: bool) -> Path | None:
 def is_wandb_run(run_folder: Path) -> bool:
     """Tell whether ``run_folder`` was written by a W&B logger rather than a CSV or TensorBoard one.
 
-    ``WandbRunLogger`` keeps its ``wandb/`` files inside the run folder; a run of a versioned logger
-    without an explicit version is named ``version_<n>``, which a W&B run id never is.
+    ``WandbRunLogger`` keeps its ``wandb/`` files inside the run folder. A run of a versioned logger
+    without an explicit version is named ``version_<n>``, and a W&B run id never has that form.
     """
     if (run_folder / "wandb").is_dir():
         return True

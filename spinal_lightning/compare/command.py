@@ -31,8 +31,8 @@ from spinal_lightning.compare.single_run import RESULT_FILE, run_directory
 
 CONTEXT_FILE = "comparison.json"
 
-# The child processes training right now; the runs execute in worker threads, and only the main
-# thread sees Ctrl-C or SIGTERM, so it kills these itself before it exits.
+# The child processes training right now. The runs execute in worker threads, but only the main
+# thread receives Ctrl-C or SIGTERM, so the main thread kills these before it exits.
 RUNNING: set[subprocess.Popen] = set()
 RUNNING_LOCK = threading.Lock()
 
@@ -166,13 +166,13 @@ def check_options(options: argparse.Namespace, forwarded: list[str]) -> None:
 
 
 def say(line: str) -> None:
-    """Print one progress line; a single write, so lines of parallel runs do not run together."""
+    """Print one progress line in a single write, so lines of parallel runs do not run together."""
     sys.stdout.write(line + "\n")
     sys.stdout.flush()
 
 
 def child_environment(jobs: int) -> dict[str, str]:
-    """Return the environment of the runs: with several jobs, split the CPU cores between them.
+    """Return the environment of the runs, with the CPU cores split between several jobs.
 
     Without this, every run would start one OpenMP thread per core, and ``jobs`` runs on the same
     cores would spend their time waiting for each other.
