@@ -104,8 +104,15 @@ def is_wandb_run(run_folder: Path) -> bool:
     """
     if (run_folder / "wandb").is_dir():
         return True
-    suffix = run_folder.name.removeprefix("version_")
-    return not (run_folder.name.startswith("version_") and suffix.isdigit())
+    return version_number(run_folder.name) is None
+
+
+def version_number(run_name: str) -> int | None:
+    """Return ``n`` for a run folder named ``version_<n>`` by a CSV or TensorBoard logger, else None."""
+    prefix = "version_"
+    if run_name.startswith(prefix) and run_name[len(prefix) :].isdigit():
+        return int(run_name[len(prefix) :])
+    return None
 
 
 def run_name_of_checkpoint(ckpt_path: Path, root: Path) -> str | None:
@@ -131,7 +138,5 @@ def pin_logger_to_run(logger: Namespace, run_name: str) -> None:
         init_args.id = run_name
         init_args.resume = "allow"
         return
-    if run_name.startswith("version_") and run_name[len("version_") :].isdigit():
-        init_args.version = int(run_name[len("version_") :])
-    else:
-        init_args.version = run_name
+    number = version_number(run_name)
+    init_args.version = run_name if number is None else number

@@ -64,7 +64,7 @@ def test_wandb_logger_resumes_run_id(tmp_path):
     assert config.trainer.logger.init_args.resume == "allow"
 
 
-def test_wandb_and_csv_runs_in_one_folder_resume_their_own_kind(tmp_path):
+def test_last_resumes_own_logger_kind(tmp_path):
     # A CSV run and a W&B run of the same config name: each logger resumes its own kind of run.
     wandb_checkpoint = make_checkpoint(tmp_path / "run/k3x9q2ab/checkpoints/last.ckpt", mtime=1_000)
     (tmp_path / "run/k3x9q2ab/wandb").mkdir()
